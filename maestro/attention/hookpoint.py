@@ -1,0 +1,50 @@
+"""The hook point on spatial cross-attention, in the spirit of diffusers' attention processors.
+
+A backbone computes queries, keys and values of a spatial cross-attention layer, then asks the hook for the output
+instead of calling attention itself. Hooks never patch a model; the backbone passes them in for one generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+    from maestro.types import Layout
+
+
+@dataclass(frozen=True)
+class AttentionSite:
+    """Where and when a spatial cross-attention call happens.
+
+    Queries are `[batch * frames, heads, height * width, head_dim]` (row-major over the latent grid at this layer);
+    keys/values are `[batch * frames, heads, context_tokens, head_dim]`.
+    """
+
+    layer: str  # the layer's module name in the backbone
+    height: int
+    width: int
+    frames: int
+    step: int  # denoising step, 0-based
+    num_steps: int
+    token_groups: tuple[slice, ...]  # context rows carrying each source's tokens
+    conditional: bool = True  # False for the unconditional (guidance) pass
+
+
+class AttentionHook(Protocol):
+    def __call__(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        """Attention output `[batch * frames, heads, queries, head_dim]`."""
+        ...
+
+
+class AttentionHookFactory(Protocol):
+    def __call__(self, layout: "Layout", **options: object) -> AttentionHook: ...
+
+
+def plain_attention(q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite | None = None):
+    """What a layer computes with no hook: softmax(q kᵀ / √d) v via the fused kernel."""
+    import torch.nn.functional as F
+
+    return F.scaled_dot_product_attention(q, k, v)

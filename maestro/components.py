@@ -1,0 +1,87 @@
+"""What each kind of component must do. A registered factory returns an object with the method of its kind.
+
+Every method receives the `RunContext`: the device, the seed, a progress reporter and a place to leave warnings.
+Components know their input and output types, never their neighbours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, runtime_checkable
+
+from maestro.types import Audio, Conditioning, Layout, Stems, Tokens, Video
+
+if TYPE_CHECKING:
+    from maestro.attention.hookpoint import AttentionHook
+
+KINDS = ("separator", "audio_encoder", "layout_planner", "backbone", "attention_hook")
+
+
+class Progress(Protocol):
+    def __call__(self, advance: int = 1) -> None: ...
+
+
+@dataclass
+class RunContext:
+    """Run-wide settings and services handed to every component call."""
+
+    device: str = "cpu"
+    seed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    # task(description, total) -> context manager yielding an `advance()` callable; the CLI shows it as a bar.
+    task: Callable[[str, int], contextlib.AbstractContextManager[Progress]] | None = None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Progress]:
+        """Report progress of a long loop: `with ctx.progress("denoising", 50) as advance: ... advance()`."""
+        if self.task is None:
+            yield lambda advance=1: None
+        else:
+            with self.task(description, total) as advance:
+                yield advance
+
+    def generator(self, offset: int = 0):
+        """A torch generator seeded from the run seed (an `offset` per use keeps streams independent)."""
+        import torch
+
+        g = torch.Generator(device="cpu")
+        g.manual_seed(self.seed + offset)
+        return g
+
+
+@runtime_checkable
+class Separator(Protocol):
+    def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
+        """Split `mixture` into `sources` labelled stems (None: the separator's natural number) at its rate."""
+        ...
+
+
+@runtime_checkable
+class AudioEncoder(Protocol):
+    def encode(self, source: Audio, ctx: RunContext) -> Tokens:
+        """Tokens for one source, in clips that cover the whole of it."""
+        ...
+
+
+@runtime_checkable
+class LayoutPlanner(Protocol):
+    max_sources: int | None  # None: any number
+
+    def plan(self, stems: Stems, num_frames: int, ctx: RunContext) -> Layout: ...
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    def timing(self, duration: float) -> tuple[int, float]:
+        """(number of frames, fps) of the video this backbone makes for `duration` seconds of audio."""
+        ...
+
+    def condition(self, tokens: Sequence[Tokens], num_frames: int, fps: float, ctx: RunContext) -> Conditioning: ...
+
+    def generate(
+        self, cond: Conditioning, layout: Layout, hook: "AttentionHook | None", ctx: RunContext
+    ) -> Video: ...

@@ -1,0 +1,1 @@
+"""Condition: turn per-source audio tokens into what a backbone attends to."""

@@ -1,0 +1,18 @@
+"""Built-in audio encoders."""
+
+from maestro.hookspecs import hookimpl
+from maestro.registry import ComponentSpec
+
+
+@hookimpl
+def register_audio_encoders(register):
+    register(
+        ComponentSpec(
+            name="spectral",
+            kind="audio_encoder",
+            factory="maestro.encode.spectral:SpectralEncoder",
+            summary="DSP tokens: log-mel bands, loudness, onset strength and centroid per frame, in 2 s clips",
+            options={"clip_seconds": "seconds per clip (default 2.0)", "n_mels": "mel bands (default 32)"},
+            license="Apache-2.0",
+        )
+    )
