@@ -7,7 +7,9 @@ Components know their input and output types, never their neighbours.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from maestro.types import Audio, Conditioning, Layout, Stems, Tokens, Video
@@ -32,8 +34,18 @@ class RunContext:
     # task(description, total) -> context manager yielding an `advance()` callable; the CLI shows it as a bar.
     task: Callable[[str, int], contextlib.AbstractContextManager[Progress]] | None = None
 
+    used_weights: dict[str, dict[str, str]] = field(default_factory=dict)
+
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def weights(self, file_id: str, path: "str | os.PathLike[str] | None" = None) -> "Path":
+        """Resolve a weight file (the user's `path`, else the registry's cached copy) and record it for the manifest."""
+        from maestro import weights
+
+        found = weights.resolve(file_id, path)
+        self.used_weights[file_id] = {"path": str(found), "sha256": weights.cached_sha256(found)}
+        return found
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[Progress]:

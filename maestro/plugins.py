@@ -63,7 +63,8 @@ class Plugins:
     # -- loading ---------------------------------------------------------------------------------------------------
     def load(self, entry_points: bool = True) -> "Plugins":
         for module_name in BUILTIN_PLUGINS:
-            self._load_one(module_name, "maestro", _version("maestro"), lambda m=module_name: importlib.import_module(m))
+            self._load_one(module_name, "maestro", _version("maestro"),
+                           lambda m=module_name: importlib.import_module(m), shown_as="maestro")
         if entry_points:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist is not None else "?"
@@ -71,7 +72,9 @@ class Plugins:
                 self._load_one(ep.name, dist, version, ep.load)
         return self
 
-    def _load_one(self, name: str, dist: str, version: str, importer: Callable[[], Any]) -> None:
+    def _load_one(
+        self, name: str, dist: str, version: str, importer: Callable[[], Any], shown_as: str | None = None
+    ) -> None:
         if self.manager.has_plugin(name) or any(b.name == name for b in self.broken):
             self.broken.append(BrokenPlugin(name, dist, f"a plugin named {name!r} is already loaded"))
             return
@@ -90,12 +93,14 @@ class Plugins:
             for hook_name, kind in REGISTRATION_HOOKS.items():
                 for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == name:
-                        impl.function(register=_collector(staged, kind, name, version))
+                        impl.function(register=_collector(staged, kind, shown_as or name, version))
             seen: set[tuple[str, str]] = set()
             for spec in staged:
                 key = (spec.kind, spec.name)
-                if key in self.registry or key in seen:
-                    owner = self.registry.get(*key).plugin if key in self.registry else name
+                if key in seen:
+                    raise ValueError(f"it registers {spec.kind} {spec.name!r} twice")
+                if key in self.registry:
+                    owner = self.registry.get(*key).plugin
                     raise ValueError(f"{spec.kind} {spec.name!r} is already registered by plugin {owner!r}")
                 seen.add(key)
         except BaseException as exc:  # noqa: BLE001

@@ -1,0 +1,175 @@
+"""Weight files: the catalogue in `registry/weights.toml`, where files live, download and sha256 checks.
+
+Files from a Hugging Face repo follow the hub's cache layout (`$HF_HOME/hub/models--org--name/snapshots/*/file`), so a
+copy downloaded by other tools is found. Files from a plain URL, and files the user places by hand, live in
+`$MAESTRO_WEIGHTS` (default `~/.cache/maestro/weights`). Nothing here imports torch or huggingface_hub until a
+download is asked for, so `maestro plugins` stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from maestro.errors import UsageError, WeightsError
+
+REGISTRY_DIR = Path(__file__).resolve().parent.parent / "registry"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    id: str
+    filename: str
+    repo: str = ""  # Hugging Face repo id, or
+    url: str = ""  # a plain download URL
+    sha256: str = ""  # "" when no trustworthy hash is known: then the file is reported as unverified
+    size: int = 0
+    license: str = ""
+    used_by: str = ""
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        if self.repo:
+            return f"https://huggingface.co/{self.repo}/resolve/main/{self.filename}"
+        return self.url
+
+    @property
+    def manual_path(self) -> Path:
+        return weights_dir() / self.filename
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("MAESTRO_WEIGHTS", Path.home() / ".cache" / "maestro" / "weights"))
+
+
+def hub_cache() -> Path:
+    if "HF_HUB_CACHE" in os.environ:
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, WeightFile]:
+    path = REGISTRY_DIR / "weights.toml"
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    return {key: WeightFile(id=key, **value) for key, value in data.items()}
+
+
+def entry(file_id: str) -> WeightFile:
+    known = catalogue()
+    if file_id not in known:
+        raise UsageError(f"no weight file {file_id!r} in the registry; known: {', '.join(sorted(known)) or 'none'}")
+    return known[file_id]
+
+
+def local_path(file_id: str) -> Path | None:
+    """Where the file is on this machine, or None. Cheap: looks at paths only."""
+    wf = catalogue().get(file_id)
+    if wf is None:
+        return None
+    if wf.manual_path.is_file():
+        return wf.manual_path
+    if wf.repo:
+        snapshots = hub_cache() / ("models--" + wf.repo.replace("/", "--")) / "snapshots"
+        for candidate in sorted(snapshots.glob(f"*/{wf.filename}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of `path`, remembered per (path, size, mtime) so multi-GB checkpoints are hashed once."""
+    import json
+
+    stat = path.stat()
+    memo = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro")) / "sha256.json"
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = sha256_of(path)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps(known))
+        except OSError:
+            pass  # a read-only cache only costs a re-hash next time
+    return known[key]
+
+
+def verify(file_id: str) -> tuple[str, Path | None]:
+    """("ok" | "unverified" | "missing" | "corrupt", path)."""
+    wf = entry(file_id)
+    path = local_path(file_id)
+    if path is None:
+        return "missing", None
+    if not wf.sha256:
+        return "unverified", path
+    return ("ok" if cached_sha256(path) == wf.sha256 else "corrupt"), path
+
+
+def where_to_put(wf: WeightFile) -> str:
+    return (
+        f"Download {wf.source} and place it at {wf.manual_path} (or set MAESTRO_WEIGHTS to its folder), "
+        f"or run `maestro weights fetch {wf.id}` on a machine that is online."
+    )
+
+
+def resolve(file_id: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """A usable local file for `file_id`: the user's `path` if given, else the verified cached copy."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsError(f"weight file {p} does not exist")
+        return p
+    wf = entry(file_id)
+    status, found = verify(file_id)
+    if status == "missing" or found is None:
+        raise WeightsError(f"the weights {wf.id!r} ({wf.filename}) are not on this machine. {where_to_put(wf)}")
+    if status == "corrupt":
+        raise WeightsError(f"{found} does not match its sha256 {wf.sha256}: delete it and fetch it again.")
+    return found
+
+
+def fetch(file_id: str) -> Path:
+    """Download `file_id` (hub cache for Hugging Face files, MAESTRO_WEIGHTS for URLs), then verify it."""
+    wf = entry(file_id)
+    if local_path(file_id) is not None:
+        return resolve(file_id)
+    try:
+        if wf.repo:
+            from huggingface_hub import hf_hub_download
+
+            hf_hub_download(repo_id=wf.repo, filename=wf.filename)
+        else:
+            _download(wf.url, wf.manual_path)
+    except Exception as exc:  # noqa: BLE001 - any network failure becomes the same advice
+        raise WeightsError(f"could not download {wf.id!r} ({type(exc).__name__}: {exc}). {where_to_put(wf)}") from exc
+    return resolve(file_id)
+
+
+def _download(url: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
+        while block := response.read(1 << 22):
+            out.write(block)
+    os.replace(partial, target)  # never leave a half-downloaded file under the final name
