@@ -26,3 +26,42 @@ def shared_audio() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/audio is not beside the repo")
     return path
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+@pytest.fixture
+def maestro(capsys):
+    """Run the `maestro` CLI in-process, as a user would type it; returns exit code and output."""
+    from maestro.cli import run_main
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = run_main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def write_wav(path: Path, samples, rate: int = 44100, subtype: str = "PCM_16") -> Path:
+    """Write `samples` ([channels, n] or [n]) with soundfile."""
+    import numpy as np
+    import soundfile as sf
+
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.T
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_mix() -> Path:
+    return REPO / "examples" / "audio" / "thunder_piano.wav"

@@ -1,0 +1,118 @@
+"""Plugin isolation: a broken plugin is reported and skipped, everything else keeps working. Listing imports no torch."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import REPO
+
+
+def _fake_distribution(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """A minimal installed distribution: a dist-info with entry points, plus its modules, on `site`."""
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[maestro.plugins]\n{lines}\n")
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def _maestro(*args: str, site: Path | None = None, extra_path: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    paths = [p for p in (str(site) if site else "", extra_path, env.get("PYTHONPATH", "")) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return subprocess.run([sys.executable, "-m", "maestro", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+
+
+GOOD = '''
+from maestro.hookspecs import hookimpl
+from maestro.registry import ComponentSpec
+
+@hookimpl
+def register_layout_planners(register):
+    register(ComponentSpec(name="corner", kind="layout_planner", factory="good_plugin:Corner", summary="corner"))
+'''
+
+
+def test_broken_plugins_are_reported_and_skipped(tmp_path):
+    _fake_distribution(tmp_path, "maestro-broken", {
+        "import_error": "import_error_plugin",
+        "raises": "raising_plugin",
+        "duplicate": "duplicate_plugin",
+        "exits": "exiting_plugin",
+        "good": "good_plugin",
+    }, {
+        "import_error_plugin": "import no_such_module_anywhere\n",
+        "raising_plugin": '''
+            from maestro.hookspecs import hookimpl
+            @hookimpl
+            def register_separators(register):
+                raise RuntimeError("boom while registering")
+        ''',
+        "duplicate_plugin": '''
+            from maestro.hookspecs import hookimpl
+            from maestro.registry import ComponentSpec
+            @hookimpl
+            def register_separators(register):
+                register(ComponentSpec(name="fresh", kind="separator", factory="x:y"))
+                register(ComponentSpec(name="nmf", kind="separator", factory="x:y"))
+        ''',
+        "exiting_plugin": "raise SystemExit(3)\n",
+        "good_plugin": GOOD,
+    })
+    result = _maestro("plugins", "--json", site=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    broken = {r["name"]: r for r in rows if r["status"] == "broken"}
+    assert set(broken) == {"import_error", "raises", "duplicate", "exits"}
+    assert "no_such_module_anywhere" in broken["import_error"]["reason"]
+    assert "boom while registering" in broken["raises"]["reason"]
+    assert "'nmf' is already registered by plugin 'maestro'" in broken["duplicate"]["reason"]
+    assert broken["duplicate"]["distribution"] == "maestro-broken"
+    names = {(r["kind"], r["name"]): r for r in rows if r["status"] != "broken"}
+    assert ("separator", "fresh") not in names  # a plugin with a clash contributes nothing
+    assert names[("separator", "nmf")]["plugin"] == "maestro"
+    assert names[("layout_planner", "corner")]["plugin"] == "good"
+    for kind in ("separator", "audio_encoder", "layout_planner", "backbone"):
+        assert any(r["kind"] == kind and r["status"] == "ready" for r in rows), kind
+
+    human = _maestro("plugins", site=tmp_path)
+    assert human.returncode == 0 and "Broken plugins" in human.stdout and "boom while registering" in human.stdout
+
+
+def test_listing_does_not_import_torch():
+    code = "import sys; from maestro.cli import run_main; run_main(['plugins', '--json']); " \
+           "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith("NO-TORCH")
+
+
+def test_third_party_example_plugin_through_maestro_run(tmp_path):
+    example = REPO / "examples" / "maestro-example-plugin"
+    site = tmp_path / "site"
+    _fake_distribution(site, "maestro-example-plugin", {"example": "maestro_example.plugin"}, {})
+    listing = _maestro("plugins", "--json", site=site, extra_path=str(example))
+    rows = {(r["kind"], r["name"]): r for r in json.loads(listing.stdout)}
+    assert rows[("separator", "bands")]["status"] == "ready"
+    assert rows[("layout_planner", "diagonal")]["plugin"] == "example"
+
+    out = tmp_path / "out"
+    run = _maestro("run", str(REPO / "examples/audio/thunder_piano.wav"), "--separator", "bands", "-k", "3",
+                   "--layout", "diagonal", "--seconds", "2", "-q", "-o", str(out), site=site, extra_path=str(example))
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["components"]["separator"] == {"name": "bands", "plugin": "example", "version": "0.1",
+                                                   "options": {}}
+    assert [s["label"] for s in manifest["stems"]] == ["band1", "band2", "band3"]
+    assert manifest["layout"]["planner"] == "diagonal"
+
+
+def test_unknown_info_name_suggests(tmp_path):
+    result = _maestro("info", "stroyboard")
+    assert result.returncode == 2 and "Did you mean 'storyboard'" in result.stderr
