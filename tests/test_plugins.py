@@ -25,6 +25,7 @@ def _maestro(*args: str, site: Path | None = None, extra_path: str = "") -> subp
     env = dict(os.environ)
     paths = [p for p in (str(site) if site else "", extra_path, env.get("PYTHONPATH", "")) if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["COLUMNS"] = "200"  # rich wraps tables at the terminal width
     return subprocess.run([sys.executable, "-m", "maestro", *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=300)
 
