@@ -107,6 +107,7 @@ class Pipeline:
         if unknown_kinds:
             raise UsageError(f"options given for {', '.join(sorted(unknown_kinds))}, which this run does not use")
         for kind, spec in self.specs.items():
+            spec.check_options(self.stage_options[kind])
             self.components[kind] = {"name": spec.name, "plugin": spec.plugin, "version": spec.version,
                                      "options": self.stage_options[kind]}
         # Build the cheap components now, so a bad option fails before minutes of work.
@@ -119,7 +120,7 @@ class Pipeline:
             )
 
     def _build(self, kind: str) -> Any:
-        return self.specs[kind].build(**self.stage_options[kind])
+        return self.specs[kind].build(self.stage_options[kind])
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -161,13 +162,14 @@ class Pipeline:
                     raise RuntimeError(f"layout planner gave {layout.num_sources} boxes for {len(stems)} sources")
             hook = None
             if "attention_hook" in self.specs and getattr(backbone, "uses_attention_hooks", True):
-                hook = self.specs["attention_hook"].build(layout=layout, **self.stage_options["attention_hook"])
+                hook = self.specs["attention_hook"].build(self.stage_options["attention_hook"], layout=layout)
             with self._stage("generate"):
                 video = backbone.generate(cond, layout, hook, self.ctx)
             with self._stage("write"):
                 self._write(out, stems, layout, video)
-                manifest = self._manifest(inputs, stems, layout, video, backbone, hook)
-                (out.path("manifest.json")).write_text(json.dumps(manifest, indent=2) + "\n")
+            # The manifest comes last so that it holds every stage's timing, the writing included.
+            manifest = self._manifest(inputs, stems, layout, video, backbone, hook)
+            out.path("manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             outputs = out.commit()
         except BaseException:
             out.discard()

@@ -112,8 +112,8 @@ class Plugins:
         self.loaded.append(PluginInfo(name, dist, version))
 
     # -- use -------------------------------------------------------------------------------------------------------
-    def build(self, kind: str, name: str, **options: Any) -> Any:
-        return self.registry.get(kind, name).build(**options)
+    def build(self, kind: str, name: str, options: dict[str, Any] | None = None, **context: Any) -> Any:
+        return self.registry.get(kind, name).build(options, **context)
 
     def emit(self, event: str, **kwargs: Any) -> None:
         """Call a run-event hook on every plugin; a plugin failing here only costs a warning."""

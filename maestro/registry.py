@@ -68,14 +68,20 @@ class ComponentSpec:
             ) from exc
         return obj
 
-    def build(self, **options: Any) -> Any:
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Only declared options are accepted: a typo is a usage error that lists the real ones."""
         unknown = sorted(set(options) - set(self.options))
-        if unknown and self.options is not None:
-            known = ", ".join(sorted(self.options)) or "none"
+        if unknown:
             from maestro.errors import UsageError
 
+            known = ", ".join(sorted(self.options)) or "none"
             raise UsageError(f"{self.kind} {self.name!r} has no option {', '.join(unknown)} (options: {known})")
-        return self.load()(**options)
+
+    def build(self, options: dict[str, Any] | None = None, **context: Any) -> Any:
+        """Call the factory with the user's `options` (checked) and the pipeline's `context` (e.g. layout=...)."""
+        options = dict(options or {})
+        self.check_options(options)
+        return self.load()(**context, **options)
 
 
 def _importable(module: str) -> bool:

@@ -59,7 +59,7 @@ def test_spec_status_checks_packages_without_importing():
     spec = ComponentSpec(name="x", kind="separator", factory="m:a", packages=("surely_not_installed_pkg",))
     assert spec.status() == ("needs packages", "missing: surely_not_installed_pkg")
     with pytest.raises(UsageError, match="no option"):
-        ComponentSpec(name="y", kind="separator", factory="json:loads").build(colour="blue")
+        ComponentSpec(name="y", kind="separator", factory="json:loads").build({"colour": "blue"})
 
 
 def test_weights_resolve_explains_where_to_put_files(tmp_path, monkeypatch):

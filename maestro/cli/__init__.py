@@ -50,8 +50,8 @@ def run_main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=args, prog_name="maestro", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Abort:
-        _error("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        _error("interrupted: nothing was written to the output folder")
         return 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -63,9 +63,6 @@ def run_main(argv: list[str] | None = None) -> int:
             raise
         _error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted: nothing was written to the output folder")
-        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # noqa: BLE001 - a bug: short message, traceback with --debug

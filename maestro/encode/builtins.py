@@ -12,7 +12,11 @@ def register_audio_encoders(register):
             kind="audio_encoder",
             factory="maestro.encode.spectral:SpectralEncoder",
             summary="DSP tokens: log-mel bands, loudness, onset strength and centroid per frame, in 2 s clips",
-            options={"clip_seconds": "seconds per clip (default 2.0)", "n_mels": "mel bands (default 32)"},
+            options={
+                "clip_seconds": "seconds per clip (default 2.0); the last clip is zero-padded",
+                "n_mels": "mel bands (default 32)",
+                "tokens_per_second": "analysis frames (tokens) per second (default 50)",
+            },
             license="Apache-2.0",
         )
     )
