@@ -31,6 +31,7 @@ class AttentionSite:
     num_steps: int
     token_groups: tuple[slice, ...]  # context rows carrying each source's tokens
     conditional: bool = True  # False for the unconditional (guidance) pass
+    frame_offset: int = 0  # index of this batch's first frame in the whole video (windowed generation)
 
 
 class AttentionHook(Protocol):

@@ -1,0 +1,137 @@
+"""The Attention Mosaic: the attention hook that gives each source its own region of the frame.
+
+Spatial cross-attention of the conditional pass, at every resolution and frame:
+- steps `< guidance_steps` (paper: 6 of 50): layout guidance, TrailBlazer-style edits of the logits (`guidance`);
+- later steps: the mosaic proper, each latent position reads only its own source's rows plus the shared rows
+  (`regions`), in one SDPA call with a cached additive mask.
+The unconditional pass is plain attention. The hook holds only caches; it patches nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from maestro.attention.builtins import MOSAIC_OPTIONS
+from maestro.attention.guidance import GuidanceMaps, guided_attention
+from maestro.attention.hookpoint import AttentionSite, plain_attention
+from maestro.attention.regions import BACKGROUND_CHOICES, SHARED_CHOICES, MosaicMask
+from maestro.errors import UsageError
+from maestro.types import Layout
+
+if TYPE_CHECKING:
+    import torch
+
+OPTIONS = MOSAIC_OPTIONS  # declared beside the registration, which must not import this module
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class AttentionMosaic:
+    """Attention hook: `hook(q, k, v, site)` for the spatial cross-attention layers of any backbone."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        guidance_steps: int | str = 6,
+        strengthen: float | str = 0.5,
+        weaken: float | str = 0.05,
+        sigma: float | str = 1 / 3,
+        shared_tokens: bool | str = True,
+        background: str = "empty",
+    ) -> None:
+        if not isinstance(layout, Layout):
+            raise TypeError(f"AttentionMosaic needs a maestro.types.Layout, got {type(layout).__name__}")
+        self.layout = layout
+        self.guidance_steps = _integer("guidance_steps", guidance_steps, minimum=0)
+        self.strengthen = _number("strengthen", strengthen)
+        self.weaken = _number("weaken", weaken)
+        self.sigma = _number("sigma", sigma)
+        if self.sigma <= 0:
+            raise UsageError(f"sigma must be > 0 (a fraction of the box side), not {sigma!r}")
+        self.shared_tokens = _shared(shared_tokens)
+        self.background = _choice("background", background, BACKGROUND_CHOICES)
+        self.masks = MosaicMask(layout, self.shared_tokens, self.background)
+        self.guidance = GuidanceMaps(layout, self.sigma, self.weaken)
+
+    def phase(self, site: AttentionSite) -> str:
+        """What this call does: "plain" (the unconditional pass), "guidance" or "mosaic"."""
+        if not site.conditional:
+            return "plain"
+        return "guidance" if site.step < self.guidance_steps else "mosaic"
+
+    def __call__(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        phase = self.phase(site)
+        if phase == "plain":
+            return plain_attention(q, k, v, site)
+        _check_shapes(q, k, site)
+        groups, rows = site.token_groups, int(k.shape[-2])
+        # a backbone that denoises long videos in windows says where the window starts (if its site has the field)
+        first = site.frame_offset
+        if phase == "guidance":
+            multiplier, push = self.guidance(site.height, site.width, site.frames, groups, rows, q.device, first)
+            return guided_attention(q, k, v, site.frames, multiplier, push, self.strengthen)
+        import torch.nn.functional as F
+
+        batch = int(q.shape[0]) // site.frames
+        mask = self.masks(site.height, site.width, site.frames, groups, rows, batch, q.device, q.dtype, first)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    def __repr__(self) -> str:
+        return (
+            f"AttentionMosaic({self.layout.num_sources} sources, guidance_steps={self.guidance_steps}, "
+            f"strengthen={self.strengthen}, weaken={self.weaken}, sigma={self.sigma:.4g}, "
+            f"shared_tokens={self.shared_tokens!r}, background={self.background!r})"
+        )
+
+
+def _check_shapes(q: "torch.Tensor", k: "torch.Tensor", site: AttentionSite) -> None:
+    """The hook-point contract; a mismatch is a backbone bug, so a plain ValueError."""
+    if q.dim() != 4 or k.dim() != 4:
+        raise ValueError(f"q and k must be [batch*frames, heads, tokens, dim], got {tuple(q.shape)}, {tuple(k.shape)}")
+    if q.shape[-2] != site.height * site.width:
+        raise ValueError(f"{site.layer}: {q.shape[-2]} queries for a {site.height}×{site.width} latent grid")
+    if site.frames < 1 or q.shape[0] % site.frames:
+        raise ValueError(f"{site.layer}: batch {q.shape[0]} is not a multiple of {site.frames} frames")
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(number, bool) or number < minimum:
+        raise UsageError(f"{name} must be a whole number ≥ {minimum}, not {value!r}")
+    return number
+
+
+def _number(name: str, value: Any) -> float:
+    """A float, also from "a/b" (so `sigma=1/3` works on the command line)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            top, bottom = text.split("/", 1)
+            return float(top) / float(bottom)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{name} must be a number, not {value!r}") from None
+
+
+def _shared(value: Any) -> str:
+    if isinstance(value, bool):
+        return "all" if value else "none"
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return "all"
+    if text in _FALSE:
+        return "none"
+    return _choice("shared_tokens", text, SHARED_CHOICES)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return text
