@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "maestro.layout.builtins",
     "maestro.generate.builtins",
     "maestro.attention.builtins",
+    "maestro.train.builtins",  # adds `maestro train`
 )
 
 REGISTRATION_HOOKS = {

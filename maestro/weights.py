@@ -169,7 +169,11 @@ def fetch(file_id: str) -> Path:
 def _download(url: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
-        while block := response.read(1 << 22):
-            out.write(block)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        # File hosts answer some requests (quota, confirmation) with a web page: never save that as weights.
+        if response.headers.get_content_type() == "text/html":
+            raise WeightsError(f"{url} answered with a web page, not the file")
+        with partial.open("wb") as out:
+            while block := response.read(1 << 22):
+                out.write(block)
     os.replace(partial, target)  # never leave a half-downloaded file under the final name

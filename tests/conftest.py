@@ -17,6 +17,7 @@ SHARED = REPO.parent / "shared"
 def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "maestro-cache"
     monkeypatch.setenv("MAESTRO_CACHE", str(cache))
+    monkeypatch.setenv("MAESTRO_WEIGHTS", str(tmp_path_factory.getbasetemp() / "maestro-weights"))
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf-home"))
 
 

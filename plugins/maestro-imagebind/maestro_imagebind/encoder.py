@@ -1,0 +1,98 @@
+"""The `imagebind` audio encoder: per 2 s clip, ImageBind-huge's 229 audio tokens x 768, before pooling.
+
+These are the features the paper's CIM (`maestro.cim.PerceiverResampler`) was trained on: the audio trunk's output for
+every token (the paper's modified ImageBind returns it before the head), not the pooled, projected embedding.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maestro.components import RunContext
+from maestro.errors import UsageError
+from maestro.types import Audio, Tokens
+
+from maestro_imagebind.audio_branch import AudioBranchConfig, ImageBindAudioBranch, read_audio_checkpoint
+from maestro_imagebind.features import audio_clips
+
+WEIGHTS_ID = "imagebind_huge"
+NAME = "imagebind"
+
+
+class ImageBindAudioEncoder:
+    """Options arrive as strings from the CLI: see the spec in `plugin.py`."""
+
+    def __init__(self, weights: str | None = None, config: str | None = None, head_norm: str | bool = False,
+                 clip_batch: str | int = 8) -> None:
+        self.config = AudioBranchConfig.parse(config)
+        self.head_norm = _boolean("head_norm", head_norm)
+        self.clip_batch = _positive_int("clip_batch", clip_batch)
+        path = _resolve_weights(weights)
+        model = ImageBindAudioBranch(self.config)
+        model.load_audio_state(read_audio_checkpoint(path), source=str(path))
+        self.model = model.eval().requires_grad_(False)
+
+    @classmethod
+    def from_model(cls, model: ImageBindAudioBranch, head_norm: bool = False,
+                   clip_batch: int = 8) -> "ImageBindAudioEncoder":
+        """An encoder around an already built branch (tests, or weights loaded some other way)."""
+        self = cls.__new__(cls)
+        self.config = model.config
+        self.head_norm = head_norm
+        self.clip_batch = clip_batch
+        self.model = model.eval().requires_grad_(False)
+        return self
+
+    def clips(self, source: Audio) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+        """The normalised log-mel clips `[clips, 1, mel, frames]` and their times (for inspection and tests)."""
+        return audio_clips(source, self.config.num_mel_bins, self.config.target_len)
+
+    @torch.no_grad()
+    def encode(self, source: Audio, ctx: RunContext) -> Tokens:
+        mels, times = self.clips(source)
+        device = torch.device(ctx.device)
+        self.model.to(device)
+        parts = []
+        batches = range(0, mels.shape[0], self.clip_batch)
+        with ctx.progress(f"ImageBind tokens: {source.label}", len(batches)) as advance:
+            for start in batches:
+                batch = mels[start:start + self.clip_batch].to(device)
+                parts.append(self.model(batch, head_norm=self.head_norm).float().cpu())
+                advance()
+        return Tokens(features=torch.cat(parts), clip_times=times, label=source.label, encoder=NAME)
+
+
+def _resolve_weights(path: str | None) -> Path:
+    """The user's file, else the cached registry copy (sha256 checked), else a download when the hub is not offline."""
+    from maestro import weights
+
+    if path:
+        return weights.resolve(WEIGHTS_ID, Path(path).expanduser())
+    if weights.local_path(WEIGHTS_ID) is None and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
+        return weights.fetch(WEIGHTS_ID)  # ~4.5 GB once; failures come back as WeightsError with manual steps
+    return weights.resolve(WEIGHTS_ID)
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"imagebind option {name} must be true or false, not {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise UsageError(f"imagebind option {name} must be a positive whole number, not {value!r}")
+    return number

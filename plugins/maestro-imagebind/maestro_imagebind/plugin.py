@@ -1,0 +1,28 @@
+"""Registration only: cheap, no torch. `maestro_imagebind.encoder` is imported when the encoder is used."""
+
+from maestro.hookspecs import hookimpl
+from maestro.registry import ComponentSpec
+
+
+@hookimpl
+def register_audio_encoders(register):
+    register(
+        ComponentSpec(
+            name="imagebind",
+            kind="audio_encoder",
+            factory="maestro_imagebind.encoder:ImageBindAudioEncoder",
+            summary="the paper's encoder: ImageBind-huge audio branch, 229 tokens x 768 per 2 s clip (pre-pooling)",
+            packages=("torch", "torchaudio"),
+            weights=("imagebind_huge",),
+            gpu="optional",
+            license="CC BY-NC-SA 4.0 (ImageBind weights: non-commercial, share-alike)",
+            options={
+                "weights": "path to imagebind_huge.pth (default: the cached registry file `imagebind_huge`)",
+                "config": "JSON text or a .json file overriding the audio branch: embed_dim, num_blocks, num_heads, "
+                "mlp_ratio, num_mel_bins, target_len, kernel_size, stride, drop_path (default: ImageBind-huge)",
+                "head_norm": "true: also apply the audio head's LayerNorm to the tokens; false (default) returns the "
+                "trunk output, which is what the paper's CIM was trained on",
+                "clip_batch": "clips per forward pass (default 8)",
+            },
+        )
+    )
