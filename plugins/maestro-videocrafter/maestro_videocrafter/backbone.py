@@ -1,0 +1,303 @@
+"""The `videocrafter2` backbone: audio tokens → CIM → spliced text context per frame → DDIM with CFG → frames.
+
+Memory plan (GPU): the UNet lives on the device in half precision; the text encoder runs once to embed the empty
+prompt and is dropped; the CIM and the autoencoder sit on the CPU and visit the device only while they work; frames
+are decoded a few at a time. All noise comes from `ctx.generator()` on the CPU, so a run is reproduced from its seed
+on any device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from maestro.errors import ComponentUnavailableError, UsageError
+from maestro_videocrafter.config import ModelConfig, load_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from maestro.attention.hookpoint import AttentionHook
+    from maestro.components import RunContext
+    from maestro.types import Conditioning, Layout, Tokens, Video
+
+WEIGHTS_ID = "videocrafter2"
+CIM_WEIGHTS_ID = "cim"
+# The paper's CIM (perceiver.pth): 6 layers of 12 heads × 64 on 1024 wide, 10 queries, ImageBind's 768 in, 1024 out.
+PAPER_CIM = {"dim": 1024, "depth": 6, "dim_head": 64, "heads": 12, "num_queries": 10, "embedding_dim": 768,
+             "output_dim": 1024, "ff_mult": 4}
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+DECODE_CHUNK = 2  # frames decoded at once: ~0.3 GB of activations each at 320x512 in half precision
+
+
+def _int(name: str, value: Any, low: int = 1) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UsageError(f"option {name} must be a whole number, not {value!r}") from None
+    if number < low:
+        raise UsageError(f"option {name} must be at least {low}, not {number}")
+    return number
+
+
+def _float(name: str, value: Any, low: float = 0.0) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise UsageError(f"option {name} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or number < low:
+        raise UsageError(f"option {name} must be a finite number ≥ {low}, not {value!r}")
+    return number
+
+
+def _resolve(file_id: str, path: str | None) -> Path:
+    """The weight file: `path` if given (must exist), else the registry's cached copy (sha256 checked there)."""
+    from maestro import weights
+
+    return Path(weights.resolve(file_id, path))
+
+
+class VideoCrafter2Backbone:
+    """VideoCrafter2 (512×320 text-to-video) driven by audio tokens through the paper's CIM."""
+
+    def __init__(self, weights: str | None = None, config: str | None = None, cim_weights: str | None = None,
+                 cim_config: str | None = None, steps: Any = 50, cfg: Any = 12, eta: Any = 1.0, fps: Any = 8,
+                 frames: Any = 16, height: Any = 320, width: Any = 512, dtype: str = "auto") -> None:
+        self.weights = weights
+        self.cim_weights = cim_weights
+        self.steps = _int("steps", steps)
+        self.cfg = _float("cfg", cfg)
+        self.eta = _float("eta", eta)
+        self.fps = _int("fps", fps)
+        self.frames = _int("frames", frames)
+        self.height = _int("height", height)
+        self.width = _int("width", width)
+        if dtype not in DTYPES:
+            raise UsageError(f"option dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        self.dtype_option = dtype
+        self.config: ModelConfig = load_config(config)
+        if self.steps > int(self.config.diffusion.get("timesteps", 1000)):
+            raise UsageError(f"option steps must be at most the model's {self.config.diffusion['timesteps']} timesteps")
+        grid = self.config.vae_factor * self.config.unet_factor
+        for name, size in (("height", self.height), ("width", self.width)):
+            if size % grid:
+                raise UsageError(f"option {name} must be a multiple of {grid} for this model (got {size}); "
+                                 f"e.g. {max(grid, size // grid * grid)}")
+        self.cim_config = self._read_cim_config(cim_config)
+        self._loaded: dict[str, Any] | None = None
+        self.last_hook_calls: dict[str, int] = {}
+
+    # -- options -----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _read_cim_config(path: str | None) -> dict[str, Any]:
+        if path is None:
+            return dict(PAPER_CIM)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"cim_config file {path!r} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"cim_config {path!r} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"cim_config {path!r} must hold an object of PerceiverResampler keyword arguments")
+        return data
+
+    # -- Backbone protocol -------------------------------------------------------------------------------------------
+    def timing(self, duration: float) -> tuple[int, float]:
+        return max(1, round(duration * self.fps)), float(self.fps)
+
+    @property
+    def hook_layers(self) -> list[str]:
+        """Names of the spatial cross-attention layers (the hook points), once the model is loaded."""
+        return list(self._loaded["unet"].hook_layers) if self._loaded else []
+
+    def condition(self, tokens: Sequence["Tokens"], num_frames: int, fps: float, ctx: "RunContext") -> "Conditioning":
+        import torch
+
+        from maestro.condition.splice import splice_sources
+        from maestro.types import Conditioning
+
+        if num_frames < 1 or not fps > 0:
+            raise UsageError(f"the video needs at least one frame and a positive fps (got {num_frames}, {fps})")
+        m = self._load(ctx)
+        cim, device, dtype = m["cim"], m["device"], m["dtype"]
+        empty = m["empty"]  # [77, C] float32 on the CPU
+        want = self.cim_config.get("embedding_dim", PAPER_CIM["embedding_dim"])
+        per_source = []
+        with torch.inference_mode(), ctx.progress("videocrafter2: CIM", len(tokens)) as advance:
+            cim.to(device)
+            try:
+                for source in tokens:
+                    if source.features.ndim != 3 or source.dim != want or source.features.shape[0] == 0:
+                        raise UsageError(
+                            f"source {source.label!r}: tokens of shape {tuple(source.features.shape)} from encoder "
+                            f"{source.encoder or '?'}, but the CIM takes [clips ≥ 1, tokens, {want}] "
+                            "(ImageBind audio tokens for the paper's CIM); use a matching audio encoder or cim_config"
+                        )
+                    clips = cim(source.features.to(device, dtype)).float().cpu()  # [clips, Q, C]
+                    # Each frame takes the clip that covers its start time.
+                    index = torch.tensor([source.clip_for_time(f / fps) for f in range(num_frames)])
+                    per_source.append(clips[index])
+                    advance()
+            finally:
+                cim.to("cpu")
+        context, groups = splice_sources(empty.unsqueeze(0).repeat(num_frames, 1, 1), per_source)
+        return Conditioning(per_frame=context, token_groups=groups, labels=[t.label for t in tokens],
+                            uncond=empty.unsqueeze(0).clone(), extra={"backbone": "videocrafter2", "fps": fps})
+
+    def generate(self, cond: "Conditioning", layout: "Layout", hook: "AttentionHook | None",
+                 ctx: "RunContext") -> "Video":
+        import torch
+
+        from maestro.types import Video
+        from maestro_videocrafter.attention import HookCall
+        from maestro_videocrafter.ddim import DDIMSampler
+
+        m = self._load(ctx)
+        unet, vae, device = m["unet"], m["vae"], m["device"]
+        per_frame: torch.Tensor = cond.per_frame
+        if not isinstance(per_frame, torch.Tensor) or per_frame.ndim != 3:
+            raise UsageError("videocrafter2 needs the Conditioning made by its own condition()")
+        total = int(per_frame.shape[0])
+        if layout is not None and layout.num_frames not in (0, total):
+            ctx.warn(f"layout has {layout.num_frames} frames, the conditioning {total}; boxes past the end repeat")
+        uncond = cond.uncond if cond.uncond is not None else m["empty"].unsqueeze(0)
+        uncond = uncond.to(device)
+        sampler = DDIMSampler(m["schedule"], self.steps, self.eta)
+        f = self.frames
+        latent_shape = (1, self.config.latent_channels, f, self.height // self.config.vae_factor,
+                        self.width // self.config.vae_factor)
+        counts: dict[str, int] = {}
+        starts = list(range(0, total, f))
+        latents = []
+        # One stream for the whole video: window after window, initial noise then each step's DDIM noise. (One
+        # generator per window, seeded seed + window, would give seed 11's second window seed 12's first noise.)
+        generator = ctx.generator()
+        with torch.inference_mode(), ctx.progress("videocrafter2: denoising", len(starts) * sampler.num_steps) as adv:
+            for start in starts:
+                window = per_frame[start:start + f]
+                if window.shape[0] < f:  # the last window: generate a full one, keep what is needed
+                    window = torch.cat([window, window[-1:].expand(f - window.shape[0], -1, -1)])
+                window = window.to(device)
+                x_T = torch.randn(latent_shape, generator=generator, dtype=torch.float32).to(device)
+
+                def eps_fn(x: torch.Tensor, t: torch.Tensor, i: int, window=window, start=start) -> torch.Tensor:
+                    common = dict(hook=hook, step=i, num_steps=sampler.num_steps, token_groups=cond.token_groups,
+                                  frame_offset=start, counts=counts)
+                    e_cond = unet(x, t, window, self.fps, HookCall(conditional=True, **common))
+                    if self.cfg == 1.0:
+                        return e_cond
+                    e_uncond = unet(x, t, uncond, self.fps, HookCall(conditional=False, **common))
+                    return e_uncond + self.cfg * (e_cond - e_uncond)
+
+                latents.append(sampler.sample(eps_fn, x_T, generator, advance=adv).cpu())
+        self.last_hook_calls = dict(counts)
+        z = torch.cat(latents, dim=2)[0, :, :total] / float(self.config.diffusion["scale_factor"])  # [c, T, h, w]
+        frames = []
+        with torch.inference_mode(), ctx.progress("videocrafter2: decoding", total) as adv:
+            vae.to(device)
+            try:
+                for start in range(0, total, DECODE_CHUNK):  # frame by frame as the original, a few at once
+                    chunk = z[:, start:start + DECODE_CHUNK].transpose(0, 1).to(device, m["dtype"])
+                    frames.append(to_uint8(vae.decode(chunk)).cpu())
+                    adv(chunk.shape[0])
+            finally:
+                vae.to("cpu")
+        return Video(frames=torch.cat(frames).contiguous(), fps=float(self.fps))
+
+    # -- loading -----------------------------------------------------------------------------------------------------
+    def _load(self, ctx: "RunContext") -> dict[str, Any]:
+        if self._loaded is not None:
+            return self._loaded
+        import torch
+
+        device = torch.device(ctx.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ComponentUnavailableError(f"device {ctx.device!r} was asked for, but torch sees no CUDA device")
+        dtype = self._dtype(device)
+        ckpt_path = _resolve(WEIGHTS_ID, self.weights)
+        cim_path = _resolve(CIM_WEIGHTS_ID, self.cim_weights)
+        with torch.inference_mode(False), torch.no_grad():
+            self._loaded = load_models(self.config, ckpt_path, cim_path, self.cim_config, device, dtype, ctx)
+        return self._loaded
+
+    def _dtype(self, device: "torch.device") -> "torch.dtype":
+        import torch
+
+        if self.dtype_option == "auto":
+            return torch.float16 if device.type == "cuda" else torch.float32
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype_option]
+
+
+def to_uint8(images: "torch.Tensor") -> "torch.Tensor":
+    """`[n, 3, H, W]` in about [-1, 1] → `[n, H, W, 3]` uint8, as VideoCrafter saves (clamp, scale, truncate)."""
+    import torch
+
+    return ((images.float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def build_models(config: ModelConfig, device: "str | torch.device" = "meta") -> dict[str, Any]:
+    """The three networks for `config`, uninitialised on `device` (meta: shapes only, no memory)."""
+    import torch
+
+    from maestro_videocrafter.autoencoder import AutoencoderKL
+    from maestro_videocrafter.text import OpenCLIPTextEncoder
+    from maestro_videocrafter.unet import UNet3D
+
+    with torch.device(device):
+        return {
+            "unet": UNet3D(**config.unet),
+            "vae": AutoencoderKL(config.ddconfig, config.embed_dim),
+            "text": OpenCLIPTextEncoder(**config.text),
+        }
+
+
+def load_models(config: ModelConfig, ckpt_path: Path, cim_path: Path, cim_config: dict[str, Any],
+                device: "torch.device", dtype: "torch.dtype", ctx: "RunContext") -> dict[str, Any]:
+    """Read the checkpoint, load each network strictly, embed the empty prompt, place everything (see module doc)."""
+    import torch
+
+    from maestro.cim import PerceiverResampler
+    from maestro_videocrafter.checkpoint import load_strict, read_checkpoint, schedule_mismatch, split_state_dict
+    from maestro_videocrafter.ddim import NoiseSchedule
+
+    if config.text["width"] != config.unet["context_dim"]:
+        raise UsageError(f"config: the text encoder's width {config.text['width']} must equal the UNet's context_dim "
+                         f"{config.unet['context_dim']}")
+    state = read_checkpoint(ckpt_path)
+    parts = split_state_dict(state, str(ckpt_path))
+    schedule = NoiseSchedule.from_config(config.diffusion)
+    problem = schedule_mismatch(state, schedule.alphas_cumprod, schedule.scale_arr)
+    if problem:
+        ctx.warn(f"videocrafter2: {problem}; sampling uses the config's schedule")
+    del state
+    nets = build_models(config, "meta")
+    for name, what in (("text", "text encoder"), ("vae", "autoencoder"), ("unet", "UNet")):
+        load_strict(nets[name], parts.pop(name), what, str(ckpt_path), assign=True)
+        nets[name].requires_grad_(False).eval()
+
+    text = nets["text"].to(device, dtype)
+    with torch.inference_mode():
+        empty = text.encode([""])[0].float().cpu()  # the only prompt this backbone needs: the empty one
+    del text, nets["text"]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    try:
+        cim = PerceiverResampler.from_checkpoint(cim_path, **cim_config)
+    except TypeError as exc:
+        raise UsageError(f"cim_config has an argument PerceiverResampler does not take: {exc}") from exc
+    cim_out = cim.config.output_dim if hasattr(cim, "config") else cim_config.get("output_dim")
+    if cim_out is not None and int(cim_out) != empty.shape[-1]:
+        raise UsageError(f"the CIM outputs {cim_out}-wide tokens but the text context is {empty.shape[-1]} wide")
+    return {
+        "unet": nets["unet"].to(device, dtype),
+        "vae": nets["vae"].to("cpu", dtype),
+        "cim": cim.requires_grad_(False).eval().to("cpu", dtype),
+        "empty": empty,
+        "schedule": schedule,
+        "device": device,
+        "dtype": dtype,
+    }
