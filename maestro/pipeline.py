@@ -266,9 +266,10 @@ class Pipeline:
             "cache": self.cache_hits,
             "warnings": self.ctx.warnings,
         }
-        hook_calls = getattr(backbone, "last_hook_calls", None)
-        if hook_calls:
-            manifest["attention_hook_calls"] = dict(hook_calls)
+        if hook is not None and getattr(backbone, "hook_layers", None):
+            # Every layer that offers the hook point, with how often it called the hook (0 would be a bug).
+            calls = getattr(backbone, "last_hook_calls", {})
+            manifest["attention_hook_calls"] = {layer: calls.get(layer, 0) for layer in backbone.hook_layers}
         self.plugins.emit("extend_manifest", manifest=manifest, warn=self.ctx.warn)
         return manifest
 

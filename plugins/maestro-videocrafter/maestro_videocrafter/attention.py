@@ -11,8 +11,6 @@ stored on the modules.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,19 +45,9 @@ class HookCall:
     def site(self, layer: str, height: int, width: int) -> "AttentionSite":
         from maestro.attention.hookpoint import AttentionSite
 
-        values = dict(layer=layer, height=height, width=width, frames=self.frames, step=self.step,
-                      num_steps=self.num_steps, token_groups=self.token_groups, conditional=self.conditional)
-        # A window's place in the video matters to a layout-aware hook; pass it where the core's site has room.
-        if "frame_offset" in _site_fields():
-            values["frame_offset"] = self.frame_offset
-        return AttentionSite(**values)
-
-
-@functools.lru_cache(maxsize=1)
-def _site_fields() -> frozenset[str]:
-    from maestro.attention.hookpoint import AttentionSite
-
-    return frozenset(f.name for f in dataclasses.fields(AttentionSite))
+        return AttentionSite(layer=layer, height=height, width=width, frames=self.frames, step=self.step,
+                             num_steps=self.num_steps, token_groups=self.token_groups,
+                             conditional=self.conditional, frame_offset=self.frame_offset)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str = "sdpa",
