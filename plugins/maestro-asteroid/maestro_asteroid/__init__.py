@@ -1,0 +1,1 @@
+"""Maestro separator plugin for Asteroid models. `plugin` registers (no torch); `separator` does the work."""
