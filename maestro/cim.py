@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from maestro.checkpoints import key_mismatch
 from maestro.errors import WeightsError
 
 __all__ = ["CIMConfig", "PerceiverResampler", "load_cim", "infer_config"]
@@ -132,27 +133,14 @@ class PerceiverResampler(nn.Module):
         """Strictly load a paper-layout state dict (a `module.` prefix from DDP is stripped); `WeightsError` if off."""
         state = _strip_prefix(state_dict)
         own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        mismatched = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-            for k in sorted(set(own) & set(state))
-            if tuple(state[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or mismatched:
-            lines = [f"{source} does not fit this CIM ({_describe(self.config)})."]
-            if missing:
-                lines.append(f"missing keys ({len(missing)}): {_listing(missing)}")
-            if unexpected:
-                lines.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
-            if mismatched:
-                lines.append(f"shape mismatches ({len(mismatched)}): {_listing(mismatched)}")
-            guess = infer_config(state, heads=self.config.heads)
-            if guess is not None and not missing and not unexpected:
-                lines.append(f"The checkpoint looks like {_describe(guess)}: pass that configuration.")
-            else:
-                lines.append("Is this the paper's perceiver.pth (a CIM state dict)?")
-            raise WeightsError("\n".join(lines))
+        problems = key_mismatch(own, state)
+        if problems:
+            # Same names, other shapes: the checkpoint is a CIM of another size, which we can name.
+            guess = infer_config(state, heads=self.config.heads) if set(own) == set(state) else None
+            hint = (f"The checkpoint looks like {_describe(guess)}: pass that configuration." if guess is not None
+                    else "Is this the paper's perceiver.pth (a CIM state dict)?")
+            raise WeightsError("\n".join([f"{source} does not fit this CIM ({_describe(self.config)}):",
+                                          *problems, hint]))
         self.load_state_dict(state, strict=True)
 
     @classmethod
@@ -206,11 +194,6 @@ def _read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 def _strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-
-
-def _listing(items: list[str], most: int = 8) -> str:
-    shown = ", ".join(items[:most])
-    return shown + (f", ... (+{len(items) - most} more)" if len(items) > most else "")
 
 
 def _describe(config: CIMConfig) -> str:

@@ -87,8 +87,8 @@ def test_wrong_checkpoint_raises_clear_error(tmp_path) -> None:
         PerceiverResampler.from_checkpoint(path, dim=32, depth=2, dim_head=8, heads=4, num_queries=3,
                                            embedding_dim=24, output_dim=16)
     message = str(info.value)
-    assert "missing keys (1): norm_out.bias" in message
-    assert "unexpected keys (1): extra.weight" in message
+    assert "missing (1): norm_out.bias" in message
+    assert "unexpected (1): extra.weight" in message
     assert isinstance(info.value, MaestroError)
 
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maestro.checkpoints import load_strict
 from maestro.errors import UsageError, WeightsError
 
 # Checkpoint prefix -> our module prefix. The head keeps only its LayerNorm (index 0 of ImageBind's Sequential).
@@ -176,22 +177,8 @@ class ImageBindAudioBranch(nn.Module):
     # -- checkpoints -------------------------------------------------------------------------------------------------
     def load_audio_state(self, state: Mapping[str, torch.Tensor], source: str = "the checkpoint") -> None:
         """Strictly load tensors named as ours (`audio_state` / `read_audio_checkpoint` rename ImageBind's)."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-                      if state[k].shape != own[k].shape]
-        unexpected = sorted(set(state) - set(own))
-        if missing or mismatched or unexpected:
-            lines = [f"{source} does not fit this ImageBind audio branch ({self.config})."]
-            if missing:
-                lines.append(f"missing audio keys ({len(missing)}): {', '.join(missing[:8])}")
-            if unexpected:
-                lines.append(f"unexpected audio keys ({len(unexpected)}): {', '.join(unexpected[:8])}")
-            if mismatched:
-                lines.append(f"shape mismatches ({len(mismatched)}): {', '.join(mismatched[:8])}")
-            lines.append("Use ImageBind's imagebind_huge.pth with the default config (or a config matching it).")
-            raise WeightsError("\n".join(lines))
-        self.load_state_dict(state, strict=True)
+        load_strict(self, state, f"this ImageBind audio branch ({self.config})", source,
+                    "Use ImageBind's imagebind_huge.pth with the default config (or a config matching it).")
 
 
 def audio_state(checkpoint: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -16,6 +16,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from maestro import checkpoints
+from maestro.checkpoints import listing
 from maestro.errors import WeightsError
 
 UNET_PREFIX = "model.diffusion_model."
@@ -79,7 +81,7 @@ def split_state_dict(state: Mapping[str, torch.Tensor], source: str,
                 unexpected.append(key)
     if unexpected:
         raise WeightsError(
-            f"{source} has {len(unexpected)} key(s) that belong to no part of VideoCrafter2: {_listing(unexpected)}"
+            f"{source} has {len(unexpected)} key(s) that belong to no part of VideoCrafter2: {listing(unexpected)}"
         )
     return out
 
@@ -87,22 +89,8 @@ def split_state_dict(state: Mapping[str, torch.Tensor], source: str,
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, source: str,
                 assign: bool = False) -> None:
     """Load `state` into `module` requiring exactly its parameter names and shapes; `WeightsError` listing them."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k} (checkpoint {_shape(state[k])}, model {_shape(own[k])})"
-                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        lines = [f"{source} does not fit the {what} of this config:"]
-        if missing:
-            lines.append(f"  missing ({len(missing)}): {_listing(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): {_listing(unexpected)}")
-        if mismatched:
-            lines.append(f"  wrong shape ({len(mismatched)}): {_listing(mismatched)}")
-        lines.append("Is the config (option `config`) the one this checkpoint was trained with?")
-        raise WeightsError("\n".join(lines))
-    module.load_state_dict(state, strict=True, assign=assign)
+    checkpoints.load_strict(module, state, f"the {what} of this config", source,
+           "Is the config (option `config`) the one this checkpoint was trained with?", assign=assign)
 
 
 def schedule_mismatch(state: Mapping[str, torch.Tensor], alphas_cumprod: torch.Tensor,
@@ -128,10 +116,3 @@ def _unpickler_reason(exc: Exception) -> str:
     return " ".join(text.split())[:200] or type(exc).__name__
 
 
-def _shape(t: torch.Tensor) -> str:
-    return "x".join(str(s) for s in t.shape) or "scalar"
-
-
-def _listing(items: list[str], most: int = 10) -> str:
-    shown = ", ".join(items[:most])
-    return shown + (f", ... (+{len(items) - most} more)" if len(items) > most else "")

@@ -1,0 +1,45 @@
+"""Strict loading of state dicts with an error a user can act on (which keys are missing, extra or mis-shaped)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+from maestro.errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def key_mismatch(own: Mapping[str, "torch.Tensor"], state: Mapping[str, "torch.Tensor"]) -> list[str]:
+    """Lines describing missing, unexpected and wrong-shape keys of `state` against `own` (empty when they fit)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f"{k} (checkpoint {_shape(state[k])}, model {_shape(own[k])})"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    lines = []
+    if missing:
+        lines.append(f"  missing ({len(missing)}): {listing(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected ({len(unexpected)}): {listing(unexpected)}")
+    if mismatched:
+        lines.append(f"  wrong shape ({len(mismatched)}): {listing(mismatched)}")
+    return lines
+
+
+def load_strict(module: "nn.Module", state: Mapping[str, "torch.Tensor"], what: str, source: str, hint: str,
+                assign: bool = False) -> None:
+    """Load `state` into `module` requiring exactly its names and shapes; else `WeightsError` listing the misfits."""
+    problems = key_mismatch(module.state_dict(), state)
+    if problems:
+        raise WeightsError("\n".join([f"{source} does not fit {what}:", *problems, hint]))
+    module.load_state_dict(state, strict=True, assign=assign)
+
+
+def listing(items: list[str], most: int = 10) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f", ... (+{len(items) - most} more)" if len(items) > most else "")
+
+
+def _shape(t: "torch.Tensor") -> str:
+    return "x".join(str(s) for s in t.shape) or "scalar"
