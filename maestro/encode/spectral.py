@@ -23,7 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from maestro.errors import UsageError
-from maestro.separate.options import as_float, as_int
+from maestro.options import as_float, as_int
 from maestro.types import Audio, Tokens
 
 if TYPE_CHECKING:
@@ -71,8 +71,6 @@ class SpectralEncoder:
         return MEL_START + self.n_mels
 
     def encode(self, source: Audio, ctx: "RunContext | None" = None) -> Tokens:
-        import torch
-
         if source.sample_rate <= 0:
             raise UsageError(f"source {source.label!r} has sample rate {source.sample_rate}")
         rate = source.sample_rate

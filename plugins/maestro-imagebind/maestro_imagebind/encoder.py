@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from maestro.components import RunContext
-from maestro.errors import UsageError
+from maestro.options import as_bool, as_int
 from maestro.types import Audio, Tokens
 
 from maestro_imagebind.audio_branch import AudioBranchConfig, ImageBindAudioBranch, read_audio_checkpoint
@@ -29,8 +28,8 @@ class ImageBindAudioEncoder:
     def __init__(self, weights: str | None = None, config: str | None = None, head_norm: str | bool = False,
                  clip_batch: str | int = 8) -> None:
         self.config = AudioBranchConfig.parse(config)
-        self.head_norm = _boolean("head_norm", head_norm)
-        self.clip_batch = _positive_int("clip_batch", clip_batch)
+        self.head_norm = as_bool("head_norm", head_norm)
+        self.clip_batch = as_int("clip_batch", clip_batch, minimum=1)
         path = _resolve_weights(weights)
         model = ImageBindAudioBranch(self.config)
         model.load_audio_state(read_audio_checkpoint(path), source=str(path))
@@ -75,24 +74,3 @@ def _resolve_weights(path: str | None) -> Path:
     if weights.local_path(WEIGHTS_ID) is None and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
         return weights.fetch(WEIGHTS_ID)  # ~4.5 GB once; failures come back as WeightsError with manual steps
     return weights.resolve(WEIGHTS_ID)
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"imagebind option {name} must be true or false, not {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise UsageError(f"imagebind option {name} must be a positive whole number, not {value!r}")
-    return number
