@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from maestro.components import RunContext
 from maestro.encode.spectral import CENTROID, ENCODER_NAME as SPECTRAL, LOUDNESS, MEL_START, ONSET
-from maestro.separate.options import as_float, as_int
+from maestro.options import as_float, as_int
 from maestro.types import Conditioning, Layout, Tokens, Video
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from maestro.errors import ComponentUnavailableError, UsageError
-from maestro.separate.options import as_float
+from maestro.options import as_float
 from maestro.types import Box, Layout, Stems
 
 if TYPE_CHECKING:
