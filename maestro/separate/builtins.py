@@ -11,8 +11,15 @@ def register_separators(register):
             name="nmf",
             kind="separator",
             factory="maestro.separate.dsp:NMFSeparator",
-            summary="DSP default: NMF of the spectrogram, components grouped into K sources, Wiener masks",
-            options={"iterations": "NMF iterations (default 200)"},
+            summary="DSP default: harmonic/percussive NMF atoms grouped into K sources by cues, Wiener masks",
+            options={
+                "iterations": "NMF iterations per part (default 200)",
+                "atoms": "NMF atoms per part (harmonic, percussive); 0 = 8 + 4·K (default 0)",
+                "window_ms": "STFT window in milliseconds, rounded to a power of two in samples (default 46)",
+                "hpss": "split harmonic and percussive parts before NMF (default true)",
+                "decisiveness_weight": "grouping: weight of mask decisiveness against loudness balance (default 0.5)",
+                "default_sources": "K when the run does not say (default 2)",
+            },
             license="Apache-2.0",
         )
     )

@@ -1,104 +1,312 @@
-"""Asteroid separation models from the package dict asteroid saves (`model.serialize()`), under torch ≥ 2.6.
+"""Asteroid separation models (ConvTasNet, DPRNNTasNet, SuDORMRF(Improved)Net, and other `BaseModel`s) for Maestro.
 
-asteroid's own `from_pretrained(path)` calls `torch.load` with the new `weights_only=True` default and fails on
-some packages, so we read the dict ourselves — tensors-only by default, full unpickling only when the user says
-`trust_pickle=true` — and hand it to asteroid's `from_pretrained(dict)`, which builds the right class.
-The models are mono and run at their training rate: the mixture is folded to mono, resampled to the model's rate and
-the estimates back to the input's rate, length and channel count. The number of sources is the model's `n_src`.
+Loading: a model package is the dict asteroid's `model.serialize()` returns (`model_name`, `model_args`,
+`state_dict`, `infos`), saved with `torch.save`. Asteroid's own `from_pretrained(path)` calls `torch.load` with the
+default `weights_only=True` of torch ≥ 2.6 and fails on `infos` (it holds a `torch.torch_version.TorchVersion`), so
+the package is loaded here with `weights_only=True` and exactly that harmless `str` subclass allowed; files holding
+anything else need `trust_pickle=true` (then `weights_only=False`). The model is built with asteroid's own class for
+`model_name` and `load_state_dict`.
+
+Separation: the mixture is resampled to the model's rate; every channel is separated on its own (the models are
+mono) and the sources of channels 2.. are put in the order of channel 1's by correlation. Long inputs go through in
+overlapping chunks of `segment` seconds with linear cross-fades, each chunk's sources matched to the previous
+chunk's on the overlap. Stems come back at the input's rate and length.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 
 from maestro.components import RunContext
 from maestro.errors import UsageError, WeightsError
-from maestro.options import as_bool
+from maestro.options import as_bool, as_float, check_sources
+from maestro.separate.adapt import fit_length, make_stems, mixture_tensor, reduce_to, resample
 from maestro.types import Audio, Stems
 
 DEFAULT_MODEL = "JorisCos/ConvTasNet_Libri2Mix_sepclean_16k"
+HUB_FILENAME = "pytorch_model.bin"
 
 
 class AsteroidSeparator:
-    def __init__(self, model: str = DEFAULT_MODEL, trust_pickle: Any = False) -> None:
-        self.source = model
+    """`separate(mixture, K)` → K stems from an asteroid model with `n_src` outputs (K ≤ n_src)."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        weights: str | None = None,
+        download: Any = False,
+        trust_pickle: Any = False,
+        sample_rate: Any = None,
+        segment: Any = 20.0,
+        overlap: Any = 0.25,
+    ) -> None:
+        # `model` is a hub id or a file; `weights` (a file) wins when both are given.
+        self.source = str(model).strip() or DEFAULT_MODEL
+        self.weights = Path(str(weights)).expanduser() if weights not in (None, "") else None
+        self.download = as_bool("download", download)
         self.trust_pickle = as_bool("trust_pickle", trust_pickle)
+        rate = sample_rate not in (None, "")
+        self.sample_rate = as_float("sample_rate", sample_rate, 1000, 384_000) if rate else None
+        self.segment = as_float("segment", segment, 0.0, 3600.0)
+        self.overlap = as_float("overlap", overlap, 0.0, 0.9)
         self._model: Any = None
 
+    # -- model ---------------------------------------------------------------------------------------------------------
     def model(self) -> Any:
         if self._model is None:
-            self._model = load_asteroid(self.source, self.trust_pickle)
+            path = self.weights or _local_file(self.source)
+            if path is None:
+                path = _cached_hub_file(self.source)
+                if path is None:
+                    if not self.download:
+                        raise WeightsError(missing_model_message(self.source))
+                    path = _download(self.source)
+            package = load_package(path, trust_pickle=self.trust_pickle)
+            self._model = build_model(package, self.sample_rate or _known_rate(self.source))
         return self._model
 
+    @property
+    def n_src(self) -> int:
+        return model_sources(self.model())
+
+    # -- separation ----------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
-        model = self.model().to(ctx.device)
-        rate = int(model.sample_rate)
-        n_src = int(model.get_model_args()["n_src"])
-        if sources is not None and sources > n_src:
-            raise UsageError(f"this asteroid model separates {n_src} sources; --sources {sources} is too many")
-        wav = mixture.mono()
-        if mixture.sample_rate != rate:
-            wav = AF.resample(wav, mixture.sample_rate, rate)
-        with torch.no_grad():
-            estimates = model(wav[None].to(ctx.device))[0].cpu()  # [n_src, time]
-        if mixture.sample_rate != rate:
-            estimates = AF.resample(estimates, rate, mixture.sample_rate)
-        estimates = _fit(estimates, mixture.num_samples)
-        labelled = [(f"source {i + 1}", e) for i, e in enumerate(estimates)]
-        if sources is not None and sources < n_src:
-            labelled = _merge_quietest(labelled, sources)
-        return Stems([Audio(e[None].expand(mixture.channels, -1).contiguous(), mixture.sample_rate, label=label,
-                            origin="asteroid") for label, e in labelled], mixture)
+        x = mixture_tensor(mixture)
+        model = self.model()
+        n_src = model_sources(model)
+        k = check_sources(sources, n_src)
+        if k > n_src:
+            raise UsageError(f"asteroid model {self.source!r} separates {n_src} sources; {k} are too many")
+        rate = int(round(float(model.sample_rate)))
+        device = torch.device(ctx.device or "cpu")
+        model.to(device).eval()
+        y = resample(x, mixture.sample_rate, rate)
+        seg = int(self.segment * rate) if self.segment > 0 else 0
+        per_channel = _chunk_starts(y.shape[-1], seg, self.overlap)
+        channels = []
+        with ctx.progress(f"separating (asteroid {model.__class__.__name__})", len(per_channel) * y.shape[0]) as adv:
+            for c in range(y.shape[0]):
+                est = _separate_long(model, y[c], seg, self.overlap, device, adv)  # [n_src, n]
+                if channels:
+                    est = est[list(_best_permutation(channels[0], est))]
+                channels.append(est)
+        stems = torch.stack(channels, dim=1)  # [n_src, C, n]
+        stems = fit_length(resample(stems, rate, mixture.sample_rate), x.shape[-1])
+        labels = [f"source {i + 1}" for i in range(n_src)]
+        chosen, labels = reduce_to(list(stems), labels, k)
+        return make_stems(chosen, labels, mixture, "asteroid")
 
 
-def load_asteroid(source: str, trust_pickle: bool = False) -> Any:
-    from asteroid.models import BaseModel
+# -- model package ---------------------------------------------------------------------------------------------------
+def load_package(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """The serialised model dict, loaded with `weights_only=True` (see the module docstring)."""
+    if not path.is_file():
+        raise WeightsError(f"asteroid model package {path}: the file does not exist")
+    from torch.torch_version import TorchVersion
 
-    path = Path(source).expanduser()
-    if not path.exists():
-        if source.count("/") != 1 or source.startswith((".", "/", "~")):
-            raise WeightsError(f"asteroid model file {source} does not exist")
-        path = _download(source)
     try:
-        # `serialize()` records torch.__version__, a str subclass: allowing it keeps the load tensors-only.
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            package = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as exc:  # noqa: BLE001
-        hint = "" if trust_pickle else " If you trust the file, pass --separator-opt trust_pickle=true."
-        raise WeightsError(f"cannot read asteroid model package {path} ({type(exc).__name__}: {exc}).{hint}") from exc
+        # asteroid's `serialize()` stores torch.__version__ (a TorchVersion, a plain str subclass) in `infos`.
+        with torch.serialization.safe_globals([TorchVersion]):
+            package = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError and friends: say what to do
+        if not trust_pickle:
+            raise WeightsError(
+                f"{path} could not be loaded as plain tensors ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+                "If it is an asteroid model package from a source you trust, add trust_pickle=true"
+            ) from exc
+        try:
+            # The user said they trust this file: a full unpickle is the only way to read what it holds.
+            package = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise WeightsError(f"{path} is not a torch file ({type(exc2).__name__}: {exc2})") from exc2
     if not isinstance(package, dict) or not {"model_name", "model_args", "state_dict"} <= set(package):
-        raise WeightsError(f"{path} is not an asteroid model package (a dict with model_name, model_args, state_dict)")
+        keys = ", ".join(sorted(map(str, package))) if isinstance(package, dict) else type(package).__name__
+        raise WeightsError(
+            f"{path} is not an asteroid model package (needs model_name, model_args and state_dict; has {keys}). "
+            "Save one with torch.save(model.serialize(), path)"
+        )
+    return package
+
+
+def build_model(package: dict[str, Any], sample_rate: float | None = None) -> Any:
+    """Asteroid's own class for `model_name`, built from `model_args`, with `state_dict` loaded strictly."""
+    from asteroid import models as asteroid_models
+    from asteroid.models.base_models import BaseModel
+
+    name = str(package["model_name"])
     try:
-        model = BaseModel.from_pretrained(package)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"asteroid could not build {package.get('model_name')!r} from {path}: {exc}") from exc
+        cls = asteroid_models.get(name)
+    except ValueError:
+        cls = None
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        known = "ConvTasNet, DPRNNTasNet, SuDORMRFNet, SuDORMRFImprovedNet, DPTNet, LSTMTasNet"
+        raise WeightsError(f"asteroid has no separation model called {name!r} (known: {known})")
+    args = dict(package["model_args"])
+    if args.get("sample_rate") is None:
+        if sample_rate is None:
+            raise UsageError(f"the {name} package does not record its sample rate: add sample_rate=HZ (e.g. 8000)")
+        args["sample_rate"] = float(sample_rate)
+    try:
+        model = cls(**args)
+        model.load_state_dict(package["state_dict"])
+    except (TypeError, RuntimeError, KeyError) as exc:
+        raise WeightsError(f"the {name} package does not fit asteroid's {name} ({type(exc).__name__}: {exc})") from exc
     return model.eval()
 
 
-def _download(hub_id: str) -> Path:
-    from asteroid.models.base_models import cached_download
+def model_sources(model: Any) -> int:
+    n = model.get_model_args().get("n_src") if hasattr(model, "get_model_args") else None
+    if n is None:
+        n = getattr(getattr(model, "masker", None), "n_src", None)
+    if n is None:
+        raise WeightsError(f"cannot tell how many sources {model.__class__.__name__} separates")
+    return int(n)
+
+
+# -- hub / cache -----------------------------------------------------------------------------------------------------
+def _local_file(source: str) -> Path | None:
+    """`source` as a path when it names a file, None when it reads as a hub id; a missing path is an error."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    looks_like_path = source.startswith((".", "/", "~")) or path.suffix in (".pth", ".bin", ".pt", ".ckpt")
+    if looks_like_path or source.count("/") != 1:
+        if _zenodo_url(source) is None:
+            raise WeightsError(f"asteroid model package {source}: the file does not exist")
+    return None
+
+
+def asteroid_cache() -> Path:
+    return Path(os.environ.get("ASTEROID_CACHE", Path.home() / ".cache" / "torch" / "asteroid"))
+
+
+def _zenodo_url(name: str) -> str | None:
+    from asteroid.utils.hub_utils import MODELS_URLS_HASHTABLE
+
+    return MODELS_URLS_HASHTABLE.get(name)
+
+
+def _known_rate(name: str) -> float | None:
+    from asteroid.utils.hub_utils import SR_HASHTABLE
+
+    return SR_HASHTABLE.get(name)
+
+
+def _cached_hub_file(name: str) -> Path | None:
+    """Where asteroid (or the Hugging Face hub) already keeps model `name`, or None. Never uses the network."""
+    url = _zenodo_url(name)
+    if url is not None:
+        from asteroid.utils.hub_utils import url_to_filename
+
+        path = asteroid_cache() / url_to_filename(url) / "model.pth"
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    repo_id, _, revision = name.partition("@")
+    for cache_dir in (str(asteroid_cache()), None):
+        found = try_to_load_from_cache(repo_id, HUB_FILENAME, cache_dir=cache_dir, revision=revision or None)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _download(name: str) -> Path:
+    from asteroid.utils.hub_utils import cached_download
 
     try:
-        return Path(cached_download(hub_id))
-    except Exception as exc:  # noqa: BLE001 - offline or unknown id
-        raise WeightsError(
-            f"could not get asteroid model {hub_id!r} ({type(exc).__name__}: {exc}). Online, it downloads from the "
-            f"Hugging Face hub; offline, download its pytorch_model.bin and pass --separator-opt model=PATH."
-        ) from exc
+        return Path(cached_download(name))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id: one message with what to do
+        raise WeightsError(f"downloading asteroid model {name!r} failed ({type(exc).__name__}: {exc}). "
+                           + missing_model_message(name)) from exc
 
 
-def _fit(x: torch.Tensor, length: int) -> torch.Tensor:
-    return x[..., :length] if x.shape[-1] >= length else torch.nn.functional.pad(x, (0, length - x.shape[-1]))
+def missing_model_message(name: str) -> str:
+    url = _zenodo_url(name)
+    if url is not None:
+        from asteroid.utils.hub_utils import url_to_filename
+
+        where = f"download {url} to {asteroid_cache() / url_to_filename(url) / 'model.pth'}"
+    else:
+        repo_id = name.partition("@")[0]
+        where = (f"download https://huggingface.co/{repo_id}/resolve/main/{HUB_FILENAME} and pass weights=THAT_FILE "
+                 f"(or put it in the Hugging Face cache with `huggingface-cli download {repo_id} {HUB_FILENAME}`)")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    hint = "" if offline else " Or add --separator-opt download=true to let asteroid fetch it (needs internet)."
+    return f"asteroid model {name!r} is not on this machine; offline, {where}.{hint}"
 
 
-def _merge_quietest(labelled: list[tuple[str, torch.Tensor]], k: int) -> list[tuple[str, torch.Tensor]]:
-    """Keep the k-1 loudest estimates (in model order) and sum the rest into the k-th."""
-    order = sorted(range(len(labelled)), key=lambda i: -float(labelled[i][1].pow(2).mean()))
-    keep = sorted(order[: k - 1])
-    rest = [i for i in range(len(labelled)) if i not in keep]
-    merged = ("+".join(labelled[i][0] for i in rest), sum(labelled[i][1] for i in rest))
-    return [labelled[i] for i in keep] + [merged]
+# -- separation helpers ----------------------------------------------------------------------------------------------
+def _chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
+    if segment <= 0 or length <= segment:
+        return [0]
+    hop = max(1, int(segment * (1 - overlap)))
+    starts = list(range(0, max(1, length - segment) + hop, hop))
+    return [s for s in starts if s < length - (segment - hop) or s == 0] or [0]
+
+
+def _run(model: Any, y: torch.Tensor, device: torch.device) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(y[None].to(device))[0]
+    return fit_length(out.float().cpu(), y.shape[-1])
+
+
+def _separate_long(
+    model: Any, y: torch.Tensor, segment: int, overlap: float, device: torch.device, advance: Any
+) -> torch.Tensor:
+    """[n] → [n_src, n], in cross-faded chunks when `y` is longer than `segment` samples."""
+    length = y.shape[-1]
+    starts = _chunk_starts(length, segment, overlap)
+    if len(starts) == 1:
+        out = _run(model, y, device)
+        advance()
+        return out
+    acc: torch.Tensor | None = None
+    weight_sum = torch.zeros(length)
+    previous_end = 0
+    for start in starts:
+        stop = min(start + segment, length)
+        est = _run(model, y[start:stop], device)
+        if acc is None:
+            acc = torch.zeros(est.shape[0], length)
+        else:
+            overlap_stop = min(previous_end, stop)
+            if overlap_stop > start:  # order this chunk's sources like the mix so far, on the shared samples
+                ref = acc[:, start:overlap_stop] / weight_sum[start:overlap_stop].clamp_min(1e-8)
+                est = est[list(_best_permutation(ref, est[:, : overlap_stop - start]))]
+        fade = _fade(stop - start, start > 0, stop < length, int(segment * overlap))
+        acc[:, start:stop] += est * fade
+        weight_sum[start:stop] += fade
+        previous_end = stop
+        advance()
+    assert acc is not None
+    return acc / weight_sum.clamp_min(1e-8)
+
+
+def _fade(n: int, fade_in: bool, fade_out: bool, width: int) -> torch.Tensor:
+    w = torch.ones(n)
+    width = min(width, n)
+    if width > 0:
+        ramp = torch.linspace(0, 1, width + 2)[1:-1]
+        if fade_in:
+            w[:width] = ramp
+        if fade_out:
+            w[n - width :] = torch.minimum(w[n - width :], ramp.flip(0))
+    return w
+
+
+def _best_permutation(reference: torch.Tensor, estimate: torch.Tensor) -> tuple[int, ...]:
+    """The order of `estimate`'s rows [S, n] that best correlates with `reference`'s rows [S, n]."""
+    s = reference.shape[0]
+    ref = reference.double() - reference.double().mean(dim=-1, keepdim=True)
+    est = estimate.double() - estimate.double().mean(dim=-1, keepdim=True)
+    ref = ref / (ref.norm(dim=-1, keepdim=True) + 1e-12)
+    est = est / (est.norm(dim=-1, keepdim=True) + 1e-12)
+    corr = ref @ est.T  # [S, S]
+    return max(itertools.permutations(range(s)), key=lambda p: float(sum(corr[i, p[i]] for i in range(s))))

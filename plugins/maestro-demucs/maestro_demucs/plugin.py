@@ -16,12 +16,15 @@ def register_separators(register):
             gpu="optional",
             license="MIT (code and pretrained weights)",
             options={
-                "name": "pretrained model name or signature (default htdemucs; demucs_unittest: tiny, random)",
-                "weights": "a local model file (.th) or a folder of models (name.yaml + .th files)",
-                "stems": "comma list of demucs stems to keep in order, e.g. vocals,drums (others are merged)",
-                "shifts": "random shifts averaged (default 1)",
+                "name": "pretrained model name or signature (default htdemucs; demucs_unittest: tiny, random weights)",
+                "weights": "a local model: FILE.th, FILE.safetensors, NAME.yaml, or a folder with NAME.yaml "
+                "+ model files",
+                "stems": "comma list of demucs stems to output, in order, e.g. vocals,drums (K = that many, "
+                "or one more for the rest)",
+                "shifts": "random time shifts averaged, 0 = none (default 1)",
                 "overlap": "overlap between chunks, 0..0.9 (default 0.25)",
                 "segment": "chunk length in seconds (default: the model's)",
+                "download": "let demucs download a missing model (default false; needs internet)",
             },
         )
     )

@@ -1,154 +1,392 @@
-"""Demucs through its own loading (`demucs.pretrained.get_model`, `demucs.states.load_model`) and `apply_model`.
+"""Demucs through its own model loading (`demucs.states.load_model`, `demucs.hf.load_safetensors_model`,
+`demucs.pretrained.get_model`) and `demucs.apply.apply_model`.
 
-Demucs predicts fixed stems (drums, bass, other, vocals, and guitar/piano for htdemucs_6s). Maestro asks for K
-sources, so the stems are mapped: with `stems=a,b` those stems in that order (the rest merged into a last "rest"
-stem when K asks for one more); otherwise the K-1 most energetic stems are kept and the others summed into the K-th.
-Long inputs are processed in overlapping chunks of `segment` seconds by `apply_model(split=True)`, so memory is
-bounded by the chunk, not the input.
+Demucs predicts fixed stems (drums, bass, other, vocals; plus guitar and piano for htdemucs_6s). Maestro asks for K
+sources, so the stems are mapped: with `stems=a,b` those stems in that order (the others summed into a last "rest"
+stem when K asks for one more); otherwise the K−1 most energetic stems are kept and the others summed into the K-th.
+
+Long inputs are processed by `apply_model(split=True)` in overlapping chunks of `segment` seconds: the network only
+ever sees one chunk, so its memory is bounded by the chunk; the output buffer grows with the input
+(stems × channels × samples floats), as the stems themselves do.
+
+Nothing is downloaded unless `download=true`: the model is looked up in demucs' own caches (the Hugging Face hub cache
+for `adefossez/HTDemucs…` repos, torch hub's `checkpoints/` folder for the legacy `.th` files) and in Maestro's
+weights folder, and a missing model raises a `WeightsError` naming the files and where to put them.
 """
 
 from __future__ import annotations
 
-import random
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 
 from maestro.components import RunContext
 from maestro.errors import UsageError, WeightsError
-from maestro.options import as_float, as_int, as_list
+from maestro.separate.adapt import fit_length, make_stems, mixture_tensor, resample, seeded, to_channels
+from maestro.options import as_bool, as_float, as_int, as_list, check_sources
 from maestro.types import Audio, Stems
+
+DEFAULT_MODEL = "htdemucs"
+RANDOM_TEST_MODEL = "demucs_unittest"  # demucs' own tiny HDemucs with random weights, built in memory
 
 
 class DemucsSeparator:
-    def __init__(self, name: str = "htdemucs", weights: str | None = None, stems: str | None = None,
-                 shifts: Any = 1, overlap: Any = 0.25, segment: Any = None) -> None:
-        self.name = name
-        self.weights = Path(weights).expanduser() if weights else None
-        self.stems = as_list("stems", stems) if stems else None
+    """`separate(mixture, K)` → K labelled stems from a Demucs model or bag of models."""
+
+    def __init__(
+        self,
+        name: str = DEFAULT_MODEL,
+        weights: str | None = None,
+        stems: Any = None,
+        shifts: Any = 1,
+        overlap: Any = 0.25,
+        segment: Any = None,
+        download: Any = False,
+    ) -> None:
+        self.name = str(name).strip() or DEFAULT_MODEL
+        self.weights = Path(str(weights)).expanduser() if weights not in (None, "") else None
+        self.stems = as_list("stems", stems) if stems not in (None, "") else None
         self.shifts = as_int("shifts", shifts, minimum=0, maximum=20)
         self.overlap = as_float("overlap", overlap, minimum=0.0, maximum=0.9)
         self.segment = as_float("segment", segment, minimum=0.1) if segment not in (None, "") else None
+        self.download = as_bool("download", download)
         self._model: Any = None
 
     # -- model ---------------------------------------------------------------------------------------------------------
     def model(self) -> Any:
         if self._model is None:
-            self._model = load_demucs(self.name, self.weights)
+            self._model = load_demucs(self.name, self.weights, download=self.download)
         return self._model
 
     # -- separation ----------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
         from demucs.apply import apply_model
 
+        x = mixture_tensor(mixture)
         model = self.model()
-        wav = _to_model_input(mixture, model.samplerate, model.audio_channels)
-        # As the demucs CLI does: normalise by the mono reference, then undo it on the estimates.
-        ref = wav.mean(0)
-        mean, std = ref.mean(), ref.std()
-        std = std if std > 0 else torch.ones(())
-        segment = self.segment
-        if segment is not None:
-            segment = min(segment, float(getattr(model, "max_allowed_segment", segment)))
-        # apply_model draws its shift offsets from Python's `random`: seed it so a run is reproducible.
-        random.seed(ctx.seed)
-        with torch.no_grad():
-            estimates = apply_model(model, ((wav - mean) / std)[None], shifts=self.shifts, split=True,
-                                    overlap=self.overlap, progress=False, device=ctx.device, segment=segment)[0]
-        estimates = (estimates * std + mean).cpu()
         names = list(model.sources)
-        picked = self._map(estimates, names, sources)
-        return Stems([_to_mixture_format(s, model.samplerate, label, mixture) for label, s in picked], mixture)
+        picked = self.stems or names
+        natural = len(picked)
+        k = check_sources(sources, natural)
+        self._check_stems(names)
+        limit = natural + 1 if self.stems else natural
+        if k > limit:
+            raise UsageError(
+                f"demucs model {self.name!r} gives {len(names)} stems ({', '.join(names)}); {k} sources are too many"
+                + (f" with stems={','.join(self.stems)} (use {natural} or {natural + 1})" if self.stems else "")
+            )
+        if self.stems and k < natural:
+            raise UsageError(f"{k} sources do not fit stems={','.join(self.stems)}: use {natural} or {natural + 1}")
 
-    def _map(self, estimates: torch.Tensor, names: list[str], k: int | None) -> list[tuple[str, torch.Tensor]]:
-        """Demucs stems -> K labelled sources (see the module docstring)."""
+        segment = self._segment(model)
+        rate, channels = int(model.samplerate), int(model.audio_channels)
+        # Inputs with more channels than the model takes are separated one channel at a time.
+        groups = [x] if x.shape[0] <= channels else [x[c : c + 1] for c in range(x.shape[0])]
+        chunks = _chunk_count(model, x.shape[-1] * rate / mixture.sample_rate, segment, self.overlap, self.shifts)
+        outputs = []
+        with ctx.progress(f"separating (demucs {self.name})", chunks * len(groups)) as advance:
+
+            def on_chunk(info: dict) -> None:
+                if info.get("state") == "end":
+                    advance()
+
+            for index, group in enumerate(groups):
+                wav = resample(to_channels(group, channels), mixture.sample_rate, rate)
+                # As demucs' own separate does: normalise by the mono reference, undo it on the estimates.
+                ref = wav.mean(0)
+                mean, std = ref.mean(), ref.std()
+                if not float(std) > 0:  # silence or a single sample: nothing to scale
+                    std = torch.ones(())
+                # apply_model draws its shift offsets from Python's `random`: seed it (and put it back afterwards).
+                with seeded(ctx.seed + index), torch.no_grad():
+                    out = apply_model(
+                        model, ((wav - mean) / std)[None], shifts=self.shifts, split=True, overlap=self.overlap,
+                        progress=False, device=ctx.device or "cpu", segment=segment, callback=on_chunk,
+                    )[0]
+                out = (out * std + mean).cpu()  # [S, channels, n]
+                stems = resample(out, rate, mixture.sample_rate)
+                stems = fit_length(stems, x.shape[-1])
+                if group.shape[0] != channels:  # e.g. mono in: the model's channels averaged back down
+                    stems = stems.mean(dim=1, keepdim=True).expand(-1, group.shape[0], -1)
+                outputs.append(stems)
+        estimates = torch.cat(outputs, dim=1)  # [S, C, N]
+        chosen, labels = self._map(estimates, names, k)
+        return make_stems(chosen, labels, mixture, "demucs")
+
+    def _check_stems(self, names: list[str]) -> None:
+        if self.stems:
+            unknown = [s for s in self.stems if s not in names]
+            if unknown:
+                raise UsageError(
+                    f"demucs model {self.name!r} has stems {', '.join(names)}; no {', '.join(unknown)} "
+                    "(option stems takes some of those, comma-separated)"
+                )
+
+    def _segment(self, model: Any) -> float | None:
+        if self.segment is None:
+            return None
+        limit = float(getattr(model, "max_allowed_segment", float("inf")))
+        if hasattr(model, "segment") and model.__class__.__name__ == "HTDemucs":
+            limit = min(limit, float(model.segment))
+        if self.segment > limit:
+            raise UsageError(f"segment={self.segment:g} is longer than model {self.name!r} allows ({limit:g} s)")
+        return self.segment
+
+    def _map(self, estimates: torch.Tensor, names: list[str], k: int) -> tuple[list[torch.Tensor], list[str]]:
+        """Demucs stems → K labelled sources (see the module docstring)."""
         by_name = dict(zip(names, estimates))
         if self.stems:
-            unknown = [s for s in self.stems if s not in by_name]
-            if unknown:
-                raise UsageError(f"demucs model {self.name!r} has stems {', '.join(names)}; no {', '.join(unknown)}")
-            keep = list(self.stems)
-            if k is None or k == len(keep):
-                return [(s, by_name[s]) for s in keep]
-            if k == len(keep) + 1:
-                rest = [n for n in names if n not in keep]
-                return [(s, by_name[s]) for s in keep] + [("rest", sum(by_name[n] for n in rest))]
-            raise UsageError(f"--sources {k} does not fit stems={','.join(keep)}: use {len(keep)} or {len(keep) + 1}")
-        if k is None or k == len(names):
-            return list(by_name.items())
-        if k > len(names):
-            raise UsageError(
-                f"demucs model {self.name!r} gives {len(names)} stems ({', '.join(names)}); --sources {k} is too many"
-            )
-        energy = {n: float(by_name[n].pow(2).mean()) for n in names}
+            chosen = [by_name[s] for s in self.stems]
+            labels = list(self.stems)
+            if k == len(self.stems) + 1:
+                rest = [n for n in names if n not in self.stems]
+                chosen.append(torch.stack([by_name[n] for n in rest]).sum(dim=0))
+                labels.append("rest")
+            return chosen, labels
+        if k == len(names):
+            return list(estimates), names
+        energy = {n: float(by_name[n].double().square().mean()) for n in names}
         ranked = sorted(names, key=lambda n: -energy[n])
-        keep, merged = ranked[: k - 1], ranked[k - 1 :]
-        keep.sort(key=names.index)  # stable, model order
-        label = merged[0] if len(merged) == 1 else "+".join(sorted(merged, key=names.index))
-        return [(n, by_name[n]) for n in keep] + [(label, sum(by_name[n] for n in merged))]
+        keep = sorted(ranked[: k - 1], key=names.index)  # model order
+        merged = [n for n in names if n not in keep]
+        label = "+".join(merged)
+        return [by_name[n] for n in keep] + [torch.stack([by_name[n] for n in merged]).sum(dim=0)], keep + [label]
 
 
-def load_demucs(name: str, weights: Path | None) -> Any:
-    """A demucs model (or bag) by name, from a local file or folder, or from demucs' own caches/downloads."""
+def _chunk_count(model: Any, length: float, segment: float | None, overlap: float, shifts: int) -> int:
+    """How many chunk forward passes `apply_model` will make (for the progress bar; an estimate for bags)."""
+    sub = list(getattr(model, "models", [model]))
+    total = 0
+    for m in sub:
+        seg = float(segment if segment is not None else getattr(m, "segment", 8.0))
+        stride = max(1, int((1 - overlap) * int(m.samplerate * seg)))
+        padded = length + (m.samplerate if shifts else 0)  # shifts pad by up to 0.5 s on each side
+        total += -(-int(padded) // stride) * max(1, shifts)
+    return max(1, total)
+
+
+# -- loading ---------------------------------------------------------------------------------------------------------
+def load_demucs(name: str, weights: Path | None = None, download: bool = False) -> Any:
+    """A demucs model or bag by name: from `weights` (file or folder), from a cache, or downloaded when allowed."""
+    if weights is not None:
+        model = _load_from_path(name, weights)
+    elif name == RANDOM_TEST_MODEL:
+        from demucs.pretrained import get_model
+
+        with seeded(0):  # random weights, but the same ones every time
+            model = get_model(name)
+    else:
+        model = _load_cached(name)
+        if model is None:
+            if not download:
+                raise WeightsError(missing_model_message(name))
+            model = _download(name)
+    model.eval()
+    return model
+
+
+def _load_from_path(name: str, path: Path) -> Any:
+    from demucs.hf import load_safetensors_model
     from demucs.pretrained import get_model
+    from demucs.repo import ModelLoadingError
     from demucs.states import load_model
 
-    if weights is not None:
-        if weights.is_file():
-            try:
-                model = load_model(weights)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-                raise WeightsError(f"{weights} is not a demucs model file ({type(exc).__name__}: {exc})") from exc
-            model.eval()
-            return model
-        if weights.is_dir():
-            return get_model(name, repo=weights)
-        raise WeightsError(f"demucs weights file {weights} does not exist")
+    if not path.exists():
+        raise WeightsError(f"demucs weights {path}: the file does not exist; pass weights=FILE.th, FILE.safetensors "
+                           "or a folder")
+    if path.is_file():
+        try:
+            if path.suffix == ".yaml":  # a bag description beside its model files
+                return _load_bag_folder(path.stem, path.parent)
+            if path.suffix == ".safetensors":
+                return load_safetensors_model(path)
+            # demucs' .th packages pickle the model class itself, so they need weights_only=False: only load
+            # files you trust (demucs.states.load_model does exactly this).
+            return load_model(path)
+        except WeightsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise WeightsError(
+                f"{path} is not a demucs model file ({type(exc).__name__}: {exc}); pass a .th package as demucs "
+                "saves it, a demucs .safetensors file, or a folder with NAME.yaml"
+            ) from exc
     try:
-        return get_model(name)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown name, corrupt download: say what to do
-        raise WeightsError(_missing_model_message(name, exc)) from exc
+        bag = _load_bag_folder(name, path)
+        if bag is not None:
+            return bag
+        return get_model(name, repo=path)
+    except WeightsError:
+        raise
+    except (ModelLoadingError, KeyError, OSError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        listing = ", ".join(sorted(p.name for p in path.iterdir())[:20])
+        raise WeightsError(
+            f"could not load demucs model {name!r} from {path} ({type(exc).__name__}: {exc}). A folder needs "
+            f"{name}.yaml with its models' .th or .safetensors files, or a <signature>.th file; found: "
+            f"{listing or 'nothing'}"
+        ) from exc
 
 
-def _missing_model_message(name: str, exc: Exception) -> str:
+def _load_bag_folder(name: str, folder: Path) -> Any | None:
+    """`name.yaml` plus one file per signature (`<sig>.safetensors`, `<sig>.th` or `<sig>-<hash>.th`) in `folder`."""
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
+    from demucs.states import load_model
+
+    description = folder / f"{name}.yaml"
+    if not description.is_file():
+        return None
+    bag = yaml.safe_load(description.read_text())
+    models = []
+    for sig in bag["models"]:
+        found = _signature_file(folder, sig)
+        if found is None:
+            raise WeightsError(f"{description} lists model {sig}, but {folder} has no {sig}.safetensors or {sig}*.th")
+        models.append(load_safetensors_model(found) if found.suffix == ".safetensors" else load_model(found))
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+
+def _signature_file(folder: Path, sig: str) -> Path | None:
+    for candidate in [folder / f"{sig}.safetensors", folder / f"{sig}.th", *sorted(folder.glob(f"{sig}-*.th"))]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _remote_files() -> dict[str, str]:
+    """Signature → download URL of every legacy demucs model (demucs' own list)."""
     from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
 
-    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    urls: list[str] = []
-    bag = REMOTE_ROOT / f"{name}.yaml"
-    if bag.exists():
-        import yaml
+    return _parse_remote_files(REMOTE_ROOT / "files.txt")
 
-        files = _parse_remote_files(REMOTE_ROOT / "files.txt")
-        urls = [files[sig] for sig in yaml.safe_load(bag.read_text()).get("models", []) if sig in files]
-    where = (
-        f"download {', '.join(urls)} into {hub_dir} (torch hub's cache, where demucs looks)" if urls
-        else f"put the model's files in a folder and pass weights=FOLDER (with {name}.yaml), or weights=FILE.th"
+
+def _bag_signatures(name: str) -> list[str] | None:
+    """The signatures that make up model `name` (a bag in demucs' list, or one signature), or None if unknown."""
+    import yaml
+    from demucs.pretrained import REMOTE_ROOT
+
+    description = REMOTE_ROOT / f"{name}.yaml"
+    if description.is_file():
+        return list(yaml.safe_load(description.read_text())["models"])
+    if name in _remote_files():
+        return [name]
+    return None
+
+
+def known_models() -> list[str]:
+    from demucs.pretrained import REMOTE_ROOT
+
+    return sorted(p.stem for p in REMOTE_ROOT.glob("*.yaml"))
+
+
+def torch_hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _load_cached(name: str) -> Any | None:
+    """The model from a local cache, or None. Looks at files only: never touches the network."""
+    from demucs.apply import BagOfModels
+    from demucs.repo import check_checksum
+    from demucs.states import load_model
+
+    sigs = _bag_signatures(name)
+    if sigs is None:
+        if "/" in name or name.startswith("hf://"):
+            return _load_hf_cached(name.removeprefix("hf://"))
+        raise UsageError(
+            f"demucs has no model named {name!r}. Known: {', '.join(known_models())} (or a signature, or "
+            "weights=PATH for a local model file or folder)"
+        )
+    hf = _load_hf_cached(name)
+    if hf is not None:
+        return hf
+    urls = _remote_files()
+    paths = [_legacy_cached_path(sig, urls[sig]) for sig in sigs]
+    if any(p is None for p in paths):
+        return None
+    models = []
+    for path in paths:
+        assert path is not None
+        if "-" in path.stem:  # demucs names its files <signature>-<first hex digits of the sha256>
+            check_checksum(path, path.stem.rsplit("-", 1)[-1])
+        models.append(load_model(path))
+    description = _bag_description(name)
+    if description is None:
+        return models[0]
+    import yaml
+
+    bag = yaml.safe_load(Path(description).read_text())
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+
+def _bag_description(name: str) -> str | None:
+    from demucs.pretrained import REMOTE_ROOT
+
+    path = REMOTE_ROOT / f"{name}.yaml"
+    return str(path) if path.is_file() else None
+
+
+def _legacy_cached_path(sig: str, url: str) -> Path | None:
+    """Where torch hub (as demucs calls it) keeps `url`, or Maestro's weights folder; None if in neither."""
+    filename = url.rsplit("/", 1)[-1]
+    candidates = [torch_hub_checkpoints() / filename]
+    try:
+        from maestro import weights as maestro_weights
+
+        candidates.append(maestro_weights.weights_dir() / filename)
+    except Exception:  # noqa: BLE001 - the weights module is optional here
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def _load_hf_cached(name: str) -> Any | None:
+    """A bag from the Hugging Face cache (demucs' own repo layout), if every file is there."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+    except ImportError:
+        return None
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
+
+    namespace, short = (name.split("/", 1) if "/" in name else (DEFAULT_NAMESPACE, name))
+    repo_id = f"{namespace}/{hf_repo_name(short)}"
+    description = try_to_load_from_cache(repo_id, f"{short}.yaml")
+    if not isinstance(description, str):
+        return None
+    bag = yaml.safe_load(Path(description).read_text())
+    files = [try_to_load_from_cache(repo_id, f"{sig}.safetensors") for sig in bag["models"]]
+    if not all(isinstance(f, str) for f in files):
+        return None
+    models = [load_safetensors_model(f) for f in files]  # type: ignore[arg-type]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+
+def _download(name: str) -> Any:
+    from demucs.pretrained import get_model
+
+    try:
+        return get_model(name)
+    except Exception as exc:  # noqa: BLE001 - offline, blocked, corrupt: one message with what to do
+        raise WeightsError(f"downloading demucs model {name!r} failed ({type(exc).__name__}: {exc}). "
+                           + missing_model_message(name)) from exc
+
+
+def missing_model_message(name: str) -> str:
+    """Which files model `name` needs and where they go, for a machine without them."""
+    sigs = _bag_signatures(name) or []
+    urls = _remote_files()
+    links = [urls[s] for s in sigs if s in urls]
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    hint = "" if offline else " Or add --separator-opt download=true to let demucs fetch them (needs internet)."
+    return (
+        f"demucs model {name!r} is not on this machine. Offline: download {', '.join(links) or 'its files'} "
+        f"into {torch_hub_checkpoints()} (demucs' own cache), or pass weights=PATH (a .th file, or a folder with "
+        f"{name}.yaml and those files).{hint}"
     )
-    known = sorted(p.stem for p in REMOTE_ROOT.glob("*.yaml"))
-    return (f"could not load demucs model {name!r} ({type(exc).__name__}: {exc}). On a machine that is online it "
-            f"downloads on first use. Offline: {where}. Known names: {', '.join(known)}.")
-
-
-def _to_model_input(mixture: Audio, rate: int, channels: int) -> torch.Tensor:
-    wav = mixture.samples
-    if mixture.channels != channels:
-        mono = wav.mean(0, keepdim=True)
-        wav = mono.expand(channels, -1) if channels > 1 else mono
-        wav = wav.contiguous()
-    if mixture.sample_rate != rate:
-        wav = AF.resample(wav, mixture.sample_rate, rate)
-    return wav
-
-
-def _to_mixture_format(stem: torch.Tensor, rate: int, label: str, mixture: Audio) -> Audio:
-    """Back to the mixture's rate, length and channel count (other channel counts get the mono stem repeated)."""
-    if rate != mixture.sample_rate:
-        stem = AF.resample(stem, rate, mixture.sample_rate)
-    length = mixture.num_samples
-    stem = stem[..., :length] if stem.shape[-1] >= length else torch.nn.functional.pad(stem, (0, length - stem.shape[-1]))
-    if stem.shape[0] != mixture.channels:
-        stem = stem.mean(0, keepdim=True).expand(mixture.channels, -1)
-    return Audio(stem.float().contiguous(), mixture.sample_rate, label=label, origin="demucs")
