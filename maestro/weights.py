@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
-import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -167,6 +166,8 @@ def fetch(file_id: str) -> Path:
 
 
 def _download(url: str, target: Path) -> None:
+    import urllib.request
+
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     with urllib.request.urlopen(url, timeout=60) as response:
