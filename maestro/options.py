@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from maestro.errors import UsageError
@@ -17,12 +18,17 @@ def as_int(name: str, value: Any, minimum: int | None = None, maximum: int | Non
 
 
 def as_float(name: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> float:
+    """A number, also written as a fraction ("1/3") since some defaults are."""
     try:
-        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-    except ValueError:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            top, slash, bottom = str(value).strip().partition("/")
+            number = float(top) / float(bottom) if slash else float(top)
+    except (ValueError, ZeroDivisionError):
         raise UsageError(f"option {name} takes a number, not {value!r}") from None
-    if number != number:  # NaN
-        raise UsageError(f"option {name} takes a number, not {value!r}")
+    if not math.isfinite(number):
+        raise UsageError(f"option {name} takes a finite number, not {value!r}")
     _check_range(name, number, minimum, maximum)
     return number
 

@@ -51,6 +51,9 @@ def test_paper_pipeline_with_tiny_weights(maestro, example_mix, tmp_path):
     assert names == {"separator": "demucs", "audio_encoder": "imagebind", "layout_planner": "TD",
                      "backbone": "videocrafter2", "attention_hook": "mosaic"}
     assert manifest["layout"]["first_frame"] == [[0.0, 0.0, 1.0, 0.4], [0.0, 0.4, 1.0, 1.0]]
+    assert set(manifest["weights"]) == {"imagebind_huge", "videocrafter2", "cim"}
+    assert manifest["weights"]["videocrafter2"]["path"] == backbone_opts["weights"]
+    assert all(len(w["sha256"]) == 64 for w in manifest["weights"].values())
     calls = manifest["attention_hook_calls"]
     # The tiny UNet has spatial transformers at two levels down, the middle and two up: all must call the mosaic,
     # in the conditional and the unconditional pass of every step of every window.

@@ -16,6 +16,7 @@ from maestro.attention.guidance import GuidanceMaps, guided_attention
 from maestro.attention.hookpoint import AttentionSite, plain_attention
 from maestro.attention.regions import BACKGROUND_CHOICES, SHARED_CHOICES, MosaicMask
 from maestro.errors import UsageError
+from maestro.options import as_float, as_int
 from maestro.types import Layout
 
 if TYPE_CHECKING:
@@ -43,10 +44,10 @@ class AttentionMosaic:
         if not isinstance(layout, Layout):
             raise TypeError(f"AttentionMosaic needs a maestro.types.Layout, got {type(layout).__name__}")
         self.layout = layout
-        self.guidance_steps = _integer("guidance_steps", guidance_steps, minimum=0)
-        self.strengthen = _number("strengthen", strengthen)
-        self.weaken = _number("weaken", weaken)
-        self.sigma = _number("sigma", sigma)
+        self.guidance_steps = as_int("guidance_steps", guidance_steps, minimum=0)
+        self.strengthen = as_float("strengthen", strengthen)
+        self.weaken = as_float("weaken", weaken)
+        self.sigma = as_float("sigma", sigma)
         if self.sigma <= 0:
             raise UsageError(f"sigma must be > 0 (a fraction of the box side), not {sigma!r}")
         self.shared_tokens = _shared(shared_tokens)
@@ -66,8 +67,7 @@ class AttentionMosaic:
             return plain_attention(q, k, v, site)
         _check_shapes(q, k, site)
         groups, rows = site.token_groups, int(k.shape[-2])
-        # a backbone that denoises long videos in windows says where the window starts (if its site has the field)
-        first = site.frame_offset
+        first = site.frame_offset  # a backbone that denoises long videos in windows says where the window starts
         if phase == "guidance":
             multiplier, push = self.guidance(site.height, site.width, site.frames, groups, rows, q.device, first)
             return guided_attention(q, k, v, site.frames, multiplier, push, self.strengthen)
@@ -93,30 +93,6 @@ def _check_shapes(q: "torch.Tensor", k: "torch.Tensor", site: AttentionSite) -> 
         raise ValueError(f"{site.layer}: {q.shape[-2]} queries for a {site.height}×{site.width} latent grid")
     if site.frames < 1 or q.shape[0] % site.frames:
         raise ValueError(f"{site.layer}: batch {q.shape[0]} is not a multiple of {site.frames} frames")
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise UsageError(f"{name} must be a whole number, not {value!r}") from None
-    if isinstance(number, bool) or number < minimum:
-        raise UsageError(f"{name} must be a whole number ≥ {minimum}, not {value!r}")
-    return number
-
-
-def _number(name: str, value: Any) -> float:
-    """A float, also from "a/b" (so `sigma=1/3` works on the command line)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        if "/" in text:
-            top, bottom = text.split("/", 1)
-            return float(top) / float(bottom)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"{name} must be a number, not {value!r}") from None
 
 
 def _shared(value: Any) -> str:

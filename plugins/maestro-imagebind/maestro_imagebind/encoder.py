@@ -31,6 +31,7 @@ class ImageBindAudioEncoder:
         self.head_norm = as_bool("head_norm", head_norm)
         self.clip_batch = as_int("clip_batch", clip_batch, minimum=1)
         path = _resolve_weights(weights)
+        self.weights_path: Path | None = path
         model = ImageBindAudioBranch(self.config)
         model.load_audio_state(read_audio_checkpoint(path), source=str(path))
         self.model = model.eval().requires_grad_(False)
@@ -43,6 +44,7 @@ class ImageBindAudioEncoder:
         self.config = model.config
         self.head_norm = head_norm
         self.clip_batch = clip_batch
+        self.weights_path = None
         self.model = model.eval().requires_grad_(False)
         return self
 
@@ -52,6 +54,8 @@ class ImageBindAudioEncoder:
 
     @torch.no_grad()
     def encode(self, source: Audio, ctx: RunContext) -> Tokens:
+        if self.weights_path is not None and WEIGHTS_ID not in ctx.used_weights:
+            ctx.weights(WEIGHTS_ID, self.weights_path)  # recorded with its sha256 in the manifest
         mels, times = self.clips(source)
         device = torch.device(ctx.device)
         self.model.to(device)

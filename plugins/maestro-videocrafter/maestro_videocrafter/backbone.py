@@ -9,11 +9,11 @@ on any device.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from maestro.errors import ComponentUnavailableError, UsageError
+from maestro.options import as_float, as_int
 from maestro_videocrafter.config import ModelConfig, load_config
 
 if TYPE_CHECKING:
@@ -32,33 +32,6 @@ DTYPES = ("auto", "fp32", "fp16", "bf16")
 DECODE_CHUNK = 2  # frames decoded at once: ~0.3 GB of activations each at 320x512 in half precision
 
 
-def _int(name: str, value: Any, low: int = 1) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise UsageError(f"option {name} must be a whole number, not {value!r}") from None
-    if number < low:
-        raise UsageError(f"option {name} must be at least {low}, not {number}")
-    return number
-
-
-def _float(name: str, value: Any, low: float = 0.0) -> float:
-    try:
-        number = float(str(value))
-    except ValueError:
-        raise UsageError(f"option {name} must be a number, not {value!r}") from None
-    if not math.isfinite(number) or number < low:
-        raise UsageError(f"option {name} must be a finite number ≥ {low}, not {value!r}")
-    return number
-
-
-def _resolve(file_id: str, path: str | None) -> Path:
-    """The weight file: `path` if given (must exist), else the registry's cached copy (sha256 checked there)."""
-    from maestro import weights
-
-    return Path(weights.resolve(file_id, path))
-
-
 class VideoCrafter2Backbone:
     """VideoCrafter2 (512×320 text-to-video) driven by audio tokens through the paper's CIM."""
 
@@ -67,13 +40,13 @@ class VideoCrafter2Backbone:
                  frames: Any = 16, height: Any = 320, width: Any = 512, dtype: str = "auto") -> None:
         self.weights = weights
         self.cim_weights = cim_weights
-        self.steps = _int("steps", steps)
-        self.cfg = _float("cfg", cfg)
-        self.eta = _float("eta", eta)
-        self.fps = _int("fps", fps)
-        self.frames = _int("frames", frames)
-        self.height = _int("height", height)
-        self.width = _int("width", width)
+        self.steps = as_int("steps", steps, minimum=1)
+        self.cfg = as_float("cfg", cfg, minimum=0.0)
+        self.eta = as_float("eta", eta, minimum=0.0)
+        self.fps = as_int("fps", fps, minimum=1)
+        self.frames = as_int("frames", frames, minimum=1)
+        self.height = as_int("height", height, minimum=1)
+        self.width = as_int("width", width, minimum=1)
         if dtype not in DTYPES:
             raise UsageError(f"option dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         self.dtype_option = dtype
@@ -217,8 +190,8 @@ class VideoCrafter2Backbone:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ComponentUnavailableError(f"device {ctx.device!r} was asked for, but torch sees no CUDA device")
         dtype = self._dtype(device)
-        ckpt_path = _resolve(WEIGHTS_ID, self.weights)
-        cim_path = _resolve(CIM_WEIGHTS_ID, self.cim_weights)
+        ckpt_path = ctx.weights(WEIGHTS_ID, self.weights)  # recorded with its sha256 in the manifest
+        cim_path = ctx.weights(CIM_WEIGHTS_ID, self.cim_weights)
         with torch.inference_mode(False), torch.no_grad():
             self._loaded = load_models(self.config, ckpt_path, cim_path, self.cim_config, device, dtype, ctx)
         return self._loaded
