@@ -60,3 +60,22 @@ def test_paper_pipeline_with_tiny_weights(maestro, example_mix, tmp_path):
     assert len(calls) >= 4
     windows = -(-manifest["video"]["frames"] // 4)
     assert set(calls.values()) == {windows * 3 * 2}, calls
+
+
+def test_videocrafter2_with_the_default_stages_and_weights_flag(maestro, example_mix, tmp_path):
+    """`--weights tiny.ckpt` as the issue's command line has it, after the DSP separator and spectral encoder."""
+    from maestro_videocrafter.testing import write_tiny_checkpoint
+
+    opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", token_dim=35, steps=2, frames=4, height=64, width=64)
+    weights = opts.pop("weights")
+    args = ["run", example_mix, "--seconds", "1", "--layout", "LR", "--backbone", "videocrafter2", "--weights",
+            weights, "-o", tmp_path / "out"]
+    for key, value in opts.items():
+        args += ["--backbone-opt", f"{key}={value}"]
+    result = maestro(*args)
+    assert result.code == 0, result
+    info = probe(tmp_path / "out" / "video.mp4")
+    assert info["video"]["codec"] == "h264" and info["video"]["frames"] == 8
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["components"]["backbone"]["options"]["weights"] == weights
+    assert min(manifest["attention_hook_calls"].values()) > 0

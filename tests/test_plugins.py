@@ -39,6 +39,24 @@ def register_layout_planners(register):
     register(ComponentSpec(name="corner", kind="layout_planner", factory="good_plugin:Corner", summary="corner"))
 '''
 
+EVENTS = '''
+from maestro.hookspecs import hookimpl
+
+seen = []
+
+@hookimpl
+def stage_started(stage, run):
+    seen.append("start:" + stage)
+
+@hookimpl
+def stage_finished(stage, run, seconds):
+    seen.append("end:" + stage)
+
+@hookimpl
+def extend_manifest(manifest):
+    manifest["events_plugin"] = {"seen": list(seen)}
+'''
+
 
 def test_broken_plugins_are_reported_and_skipped(tmp_path):
     _fake_distribution(tmp_path, "maestro-broken", {
@@ -112,6 +130,18 @@ def test_third_party_example_plugin_through_maestro_run(tmp_path):
                                                    "options": {}}
     assert [s["label"] for s in manifest["stems"]] == ["band1", "band2", "band3"]
     assert manifest["layout"]["planner"] == "diagonal"
+
+
+def test_run_events_reach_plugins_and_extend_the_manifest(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "maestro-events", {"events": "events_plugin"}, {"events_plugin": EVENTS})
+    out = tmp_path / "out"
+    run = _maestro("run", str(REPO / "examples/audio/thunder_piano.wav"), "--seconds", "1", "-q", "-o", str(out),
+                   site=site)
+    assert run.returncode == 0, run.stderr
+    seen = json.loads((out / "manifest.json").read_text())["events_plugin"]["seen"]
+    stages = ["read", "separate", "encode", "condition", "layout", "generate", "write"]
+    assert seen == [f"{edge}:{stage}" for stage in stages for edge in ("start", "end")]
 
 
 def test_unknown_info_name_suggests(tmp_path):

@@ -6,7 +6,6 @@ every token (the paper's modified ImageBind returns it before the head), not the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -70,11 +69,8 @@ class ImageBindAudioEncoder:
 
 
 def _resolve_weights(path: str | None) -> Path:
-    """The user's file, else the cached registry copy (sha256 checked), else a download when the hub is not offline."""
+    """The user's file, else the cached registry copy (sha256 checked). Never downloads 4.5 GB unasked: a missing
+    file raises WeightsError saying to run `maestro weights fetch imagebind_huge` or where to put it."""
     from maestro import weights
 
-    if path:
-        return weights.resolve(WEIGHTS_ID, Path(path).expanduser())
-    if weights.local_path(WEIGHTS_ID) is None and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
-        return weights.fetch(WEIGHTS_ID)  # ~4.5 GB once; failures come back as WeightsError with manual steps
-    return weights.resolve(WEIGHTS_ID)
+    return weights.resolve(WEIGHTS_ID, Path(path).expanduser() if path else None)
