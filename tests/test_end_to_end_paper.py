@@ -4,7 +4,6 @@ demucs → imagebind → CIM → TD layout → VideoCrafter2 with the Attention 
 import json
 
 import pytest
-import torch
 
 from maestro.write.video import probe
 
@@ -13,12 +12,7 @@ pytest.importorskip("maestro_imagebind", reason="install plugins/maestro-imagebi
 pytest.importorskip("maestro_videocrafter", reason="install plugins/maestro-videocrafter")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads cost more than they save
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_paper_pipeline_with_tiny_weights(maestro, example_mix, tmp_path):

@@ -26,13 +26,7 @@ from maestro_imagebind.features import clip_spans  # noqa: E402
 TINY = {"embed_dim": 32, "num_blocks": 2, "num_heads": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: on a busy machine, several threads per small op cost far more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _import_package():

@@ -12,12 +12,7 @@ from maestro.errors import UsageError, WeightsError
 from maestro.types import Audio
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads cost more than they save
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def noise(channels: int, samples: int, rate: int, seed: int = 0) -> Audio:

@@ -20,14 +20,7 @@ from maestro.train.data import find_items, frame_times, pairs, read_frames, read
 from maestro.train.loop import CachedPairs, StreamSampler, collate
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: thread start-up costs more than the maths, and on a busy 2-core machine two threads per op can be
-    # 100x slower than one (measured: 3 s vs 13 ms per UNet forward).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_dataset(root, labels=(("dog_bark", 300.0), ("piano", 880.0)), per_label=2, seconds=4.0, rate=16000,

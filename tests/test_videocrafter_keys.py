@@ -20,12 +20,7 @@ from conftest import SHARED  # noqa: E402
 KEYS = SHARED / "reference" / "vc2_keys.tsv"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _reference_keys() -> list[tuple[str, str]]:
@@ -163,9 +158,9 @@ def test_unreadable_checkpoints_are_weights_errors(tmp_path):
     ("options", "match"),
     [
         ({"steps": "0"}, "steps must be at least 1"),
-        ({"steps": "many"}, "steps must be a whole number"),
+        ({"steps": "many"}, "option steps takes a whole number"),
         ({"steps": "5000"}, "at most"),
-        ({"cfg": "nan"}, "cfg must be a finite number"),
+        ({"cfg": "nan"}, "option cfg takes a finite number"),
         ({"dtype": "fp8"}, "dtype must be one of"),
         ({"height": "300"}, "height must be a multiple of 64"),
         ({"cim_config": "/nonexistent/cim.json"}, "does not exist"),

@@ -18,13 +18,7 @@ from conftest import SHARED  # noqa: E402
 REFERENCE = SHARED / "reference" / "vc2_tiny_reference.pt"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models are all overhead: one thread is faster, and far faster on a busy machine. Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
