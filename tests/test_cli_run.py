@@ -90,3 +90,11 @@ def test_help_teaches(maestro):
     assert result.code == 0
     for words in ("--separator", "--layout", "--sources", "manifest.json", "Examples"):
         assert words in result.out
+
+
+def test_default_output_folder_is_named_after_the_input(maestro, example_mix, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = maestro("run", example_mix, "--seconds", "1", "-q")
+    assert result.code == 0, result
+    out = tmp_path / "maestro-out" / "thunder_piano"
+    assert (out / "video.mp4").is_file() and result.out.strip() == "maestro-out/thunder_piano/video.mp4"

@@ -13,8 +13,8 @@ from maestro.cli.options import parse_key_values
 
 @click.command(context_settings={"max_content_width": 110})
 @click.argument("audio", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("maestro-out"), show_default=True,
-              help="Folder for video.mp4, stems/, layout.png and manifest.json.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Folder for video.mp4, stems/, layout.png and manifest.json [default: maestro-out/<first input's name>].")
 @click.option("--separator", metavar="NAME", help="How to split the mixture (default: nmf; files for several inputs).")
 @click.option("--sources", "-k", type=click.IntRange(min=1), help="Number of sources K (default: the separator's).")
 @click.option("--encoder", default="spectral", show_default=True, metavar="NAME", help="Audio encoder.")
@@ -35,7 +35,7 @@ from maestro.cli.options import parse_key_values
 @click.option("--overlay", is_flag=True, help="Also write overlay.mp4 with the regions drawn on the video.")
 @click.option("--no-cache", is_flag=True, help="Recompute stems and tokens even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
-def run(audio: tuple[Path, ...], output: Path, separator: str | None, sources: int | None, encoder: str, layout: str,
+def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sources: int | None, encoder: str, layout: str,
         backbone: str, hook: str, weights: str | None, seconds: float | None, seed: int, device: str,
         separator_opt: tuple[str, ...], encoder_opt: tuple[str, ...], layout_opt: tuple[str, ...],
         backbone_opt: tuple[str, ...], hook_opt: tuple[str, ...], overlay: bool, no_cache: bool, quiet: bool) -> None:
@@ -65,7 +65,7 @@ def run(audio: tuple[Path, ...], output: Path, separator: str | None, sources: i
         "attention_hook": parse_key_values(hook_opt, "--hook-opt"),
     }
     run_options = RunOptions(
-        inputs=list(audio), output=output, separator=separator, sources=sources, encoder=encoder, layout=layout,
+        inputs=list(audio), output=output or Path("maestro-out") / audio[0].stem, separator=separator, sources=sources, encoder=encoder, layout=layout,
         backbone=backbone, hook=None if hook.lower() == "none" else hook,
         options={k: v for k, v in options.items() if v}, seconds=seconds, seed=seed, device=device,
         overlay=overlay, use_cache=not no_cache,
