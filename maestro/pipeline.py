@@ -161,8 +161,14 @@ class Pipeline:
                 if layout.num_sources != len(stems):
                     raise RuntimeError(f"layout planner gave {layout.num_sources} boxes for {len(stems)} sources")
             hook = None
-            if "attention_hook" in self.specs and getattr(backbone, "uses_attention_hooks", True):
-                hook = self.specs["attention_hook"].build(self.stage_options["attention_hook"], layout=layout)
+            if "attention_hook" in self.specs:
+                if getattr(backbone, "uses_attention_hooks", True):
+                    hook = self.specs["attention_hook"].build(self.stage_options["attention_hook"], layout=layout)
+                else:  # e.g. the storyboard: no attention layers, so the manifest must not claim a hook ran
+                    self.components.pop("attention_hook")
+                    if self.options.hook not in ("auto", None):
+                        self.ctx.warn(f"backbone {self.specs['backbone'].name} has no attention layers: "
+                                      f"--hook {self.options.hook} was not used")
             with self._stage("generate"):
                 video = backbone.generate(cond, layout, hook, self.ctx)
             with self._stage("write"):
@@ -184,7 +190,9 @@ class Pipeline:
         cached = self.cache.load("stems", key)
         if cached is not None:
             self.cache_hits["separate"] = "hit"
-            return _stems_from_dict(cached)
+            stems = _stems_from_dict(cached)
+            stems.separator = spec.name
+            return stems
         self.cache_hits["separate"] = "miss"
         separator = self._build("separator")
         if len(inputs) > 1:

@@ -30,6 +30,7 @@ def test_default_run_writes_all_outputs(maestro, example_mix, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["components"]["separator"]["name"] == "nmf"
     assert manifest["components"]["backbone"]["name"] == "storyboard"
+    assert "attention_hook" not in manifest["components"] and manifest["attention_hook"] is None  # no attention
     assert set(manifest["timings"]) >= {"separate", "encode", "condition", "layout", "generate", "write"}
     assert manifest["seed"] == 0 and manifest["inputs"][0]["sha256"]
     assert manifest["video"]["frames"] == info["video"]["frames"]
