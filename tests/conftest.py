@@ -78,3 +78,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def imagebind_package():
+    """The `imagebind` package (`data`, `imagebind_model`), importable once pytorchvideo finds torchvision's renamed
+    `functional_tensor`; skips the test where it cannot be imported."""
+    import sys
+    import warnings
+
+    try:
+        import torchvision.transforms._functional_tensor as functional_tensor
+    except ImportError:
+        pytest.skip("torchvision is not installed")
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
+            from imagebind import data
+            from imagebind.models import imagebind_model
+    except ImportError as exc:
+        pytest.skip(f"the imagebind package cannot be imported: {exc}")
+    return data, imagebind_model

@@ -14,13 +14,11 @@ fixtures and tests, so collecting this file for `pytest -m "not slow"` imports n
 
 from __future__ import annotations
 
-import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, imagebind_package
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,29 +38,12 @@ def _perturb(module, std: float, seed: int) -> None:
 
 # -- ImageBind-huge audio branch ------------------------------------------------------------------------------------
 
-def _imagebind_package():
-    """The `imagebind` package (`data`, `imagebind_model`), once pytorchvideo finds torchvision's renamed module."""
-    try:
-        import torchvision.transforms._functional_tensor as functional_tensor
-    except ImportError:
-        pytest.skip("torchvision is not installed")
-    sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
-            from imagebind import data
-            from imagebind.models import imagebind_model
-    except ImportError as exc:
-        pytest.skip(f"the imagebind package cannot be imported: {exc}")
-    return data, imagebind_model
-
-
 @pytest.fixture(scope="module")
 def huge_audio_package_model():
     """The package's ImageBindModel with ImageBind-huge's audio settings (and its 1024-wide output embedding); every
     other modality tiny, since only the audio branch is compared."""
     pytest.importorskip("maestro_imagebind", reason="install plugins/maestro-imagebind")
-    _, imagebind_model = _imagebind_package()
+    _, imagebind_model = imagebind_package()
     import torch
 
     torch.manual_seed(0)
@@ -106,7 +87,7 @@ def package_audio_tokens(huge_audio_package_model, clip_wave):
 
     from maestro_imagebind.features import clip_spans
 
-    data, _ = _imagebind_package()
+    data, _ = imagebind_package()
     model = huge_audio_package_model
     normalize = transforms.Normalize(mean=-4.268, std=9.138)  # the package's audio loader does this after fbank
     mels = torch.stack([normalize(data.waveform2melspec(clip_wave[a:b].clone().unsqueeze(0), 16000, 128, 204))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
 
 pytest.importorskip("maestro_imagebind", reason="install plugins/maestro-imagebind")
 
+from conftest import imagebind_package  # noqa: E402
 from maestro.components import RunContext  # noqa: E402
 from maestro.errors import UsageError, WeightsError  # noqa: E402
 from maestro.types import Audio  # noqa: E402
@@ -29,27 +29,10 @@ TINY = {"embed_dim": 32, "num_blocks": 2, "num_heads": 4}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _import_package():
-    """The `imagebind` package, importable once pytorchvideo finds torchvision's renamed `functional_tensor`."""
-    try:
-        import torchvision.transforms._functional_tensor as functional_tensor
-    except ImportError:
-        pytest.skip("torchvision is not installed")
-    sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
-            from imagebind import data
-            from imagebind.models import imagebind_model
-    except ImportError as exc:
-        pytest.skip(f"the imagebind package cannot be imported: {exc}")
-    return data, imagebind_model
-
-
 @pytest.fixture(scope="module")
 def package_model():
     """The package's full ImageBindModel at tiny widths, every parameter perturbed so nothing is a trivial 0 or 1."""
-    _, imagebind_model = _import_package()
+    _, imagebind_model = imagebind_package()
     torch.manual_seed(0)
     small = dict(embed_dim=16, num_blocks=1, num_heads=2)
     model = imagebind_model.ImageBindModel(
@@ -101,7 +84,7 @@ def _signal(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> torc
 
 @pytest.mark.parametrize("head_norm", [False, True])
 def test_tokens_match_package_audio_branch(package_model, checkpoint, head_norm) -> None:
-    data, _ = _import_package()
+    data, _ = imagebind_package()
     encoder = ImageBindAudioEncoder(weights=str(checkpoint), config=json.dumps(TINY), head_norm=str(head_norm),
                                     clip_batch="2")
     wave = _signal(5.0, 16000)
@@ -115,7 +98,7 @@ def test_tokens_match_package_audio_branch(package_model, checkpoint, head_norm)
 
 def test_preprocessing_matches_package_loader(monkeypatch) -> None:
     """A 2 s, 44.1 kHz file through the package's whole loader (resampling included) gives our first clip."""
-    data, _ = _import_package()
+    data, _ = imagebind_package()
     wave = _signal(2.0, 44100, seed=3)
     monkeypatch.setattr(data.torchaudio, "load", lambda path: (wave.clone(), 44100))  # torchaudio.load is broken
     theirs = data.load_and_transform_audio_data(["clip.wav"], "cpu", clips_per_video=1)[0]
