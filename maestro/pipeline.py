@@ -237,7 +237,7 @@ class Pipeline:
         stem_dir = out.path("stems")
         stem_dir.mkdir()
         for i, source in enumerate(stems.sources, start=1):
-            write_wav(stem_dir / f"{i:02d}_{_safe(source.label)}.wav", source)
+            write_wav(out.path(_stem_file(i, source.label)), source)
         height, width = int(video.frames.shape[1]), int(video.frames.shape[2])
         render_layout_png(layout, out.path("layout.png"), width=width, height=height)
         if self.options.overlay:
@@ -261,7 +261,7 @@ class Pipeline:
             "inputs": [{"path": str(p), "sha256": cached_sha256(Path(p)), "sample_rate": a.sample_rate,
                         "channels": a.channels, "duration": round(a.duration, 4)} for p, a in zip(self.options.inputs, inputs)],
             "components": self.components,
-            "stems": [{"label": s.label, "file": f"stems/{i:02d}_{_safe(s.label)}.wav"}
+            "stems": [{"label": s.label, "file": _stem_file(i, s.label)}
                       for i, s in enumerate(stems.sources, start=1)],
             "layout": {"planner": layout.planner or self.specs["layout_planner"].name, "labels": layout.labels,
                        "first_frame": [list(layout.box(k, 0)) for k in range(layout.num_sources)],
@@ -298,6 +298,11 @@ def resolve_device(device: str) -> str:
 
 def _looks_like_file(value: str) -> bool:
     return value.lower().endswith((".json", ".yaml", ".yml")) or "/" in value or Path(value).is_file()
+
+
+def _stem_file(index: int, label: str) -> str:
+    """Where stem `index` (1-based) goes, relative to the output folder; the manifest names the same path."""
+    return f"stems/{index:02d}_{_safe(label)}.wav"
 
 
 def _safe(label: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -182,7 +182,3 @@ class Video:
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps
-
-
-def labels_of(items: Sequence[Any]) -> list[str]:
-    return [getattr(i, "label", str(i)) for i in items]

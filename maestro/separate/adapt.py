@@ -79,11 +79,6 @@ def make_stems(estimates: Sequence[torch.Tensor], labels: Sequence[str], mixture
     return Stems(sources=sources, mixture=mixture, separator=separator)
 
 
-def single_stem(mixture: Audio, separator: str, label: str = "mix") -> Stems:
-    """K = 1: the mixture itself is the one source."""
-    return make_stems([mixture_tensor(mixture).clone()], [label], mixture, separator)
-
-
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Seed Python's and torch's global generators for a block, then put their states back.
