@@ -17,7 +17,6 @@ from pathlib import Path
 
 from maestro.errors import UsageError, WeightsError
 
-REGISTRY_DIR = Path(__file__).resolve().parent.parent / "registry"
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,28 @@ def hub_cache() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
 
 
-@lru_cache(maxsize=1)
 def catalogue() -> dict[str, WeightFile]:
-    path = REGISTRY_DIR / "weights.toml"
-    if not path.exists():
-        return {}
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    return {key: WeightFile(id=key, **value) for key, value in data.items()}
+    """Every known weight file: Maestro's registry data, then the files plugins declare (register_weights)."""
+    return {**_registry_files(), **_plugin_files}
+
+
+@lru_cache(maxsize=1)
+def _registry_files() -> dict[str, WeightFile]:
+    from maestro.registry_data import read_toml
+
+    return {key: WeightFile(id=key, **value) for key, value in read_toml("weights.toml").items()}
+
+
+_plugin_files: dict[str, WeightFile] = {}
+
+
+def add_plugin_files(files: list[WeightFile]) -> None:
+    """Files a plugin declares; an id that is already known keeps its first declaration."""
+    for wf in files:
+        if wf.id in _registry_files() or wf.id in _plugin_files:
+            raise ValueError(f"weight file id {wf.id!r} is already declared")
+    for wf in files:
+        _plugin_files[wf.id] = wf
 
 
 def entry(file_id: str) -> WeightFile:
@@ -123,6 +136,16 @@ def verify(file_id: str) -> tuple[str, Path | None]:
     if not wf.sha256:
         return "unverified", path
     return ("ok" if cached_sha256(path) == wf.sha256 else "corrupt"), path
+
+
+def where_to_put_short(file_id: str) -> str:
+    """For `maestro plugins`: the one path a component reads `file_id` from, and how to get it there."""
+    wf = catalogue().get(file_id)
+    if wf is None:
+        return f"{file_id} (declared by no registry or plugin)"
+    if wf.repo:
+        return f"{wf.filename} from {wf.repo} (`maestro weights fetch {wf.id}`, or place it at {wf.manual_path})"
+    return f"{wf.manual_path} (`maestro weights fetch {wf.id}`)"
 
 
 def where_to_put(wf: WeightFile) -> str:

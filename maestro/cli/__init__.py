@@ -13,7 +13,9 @@ from maestro.errors import MaestroError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="maestro")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of short messages.")
-def cli(debug: bool) -> None:
+@click.option("--no-plugins", is_flag=True,
+              help="Load only Maestro's built-in components (MAESTRO_DISABLE_PLUGINS=a,b disables some).")
+def cli(debug: bool, no_plugins: bool) -> None:
     """Maestro turns a recording with several sounds into a video where each sound gets its own place on screen.
 
     \b
@@ -24,18 +26,20 @@ def cli(debug: bool) -> None:
     """
 
 
-def _add_commands() -> None:
+def _add_commands(entry_points: bool = True) -> None:
     from maestro.cli.listing import info, plugins_command
     from maestro.cli.run import run
     from maestro.cli.weights import weights_group
     from maestro.plugins import get_plugins
 
+    # Built-in commands only: a plugin's command from an earlier call in this process must not linger.
+    cli.commands.clear()
     cli.add_command(run)
     cli.add_command(plugins_command, name="plugins")
     cli.add_command(plugins_command, name="list")
     cli.add_command(info)
     cli.add_command(weights_group)
-    get_plugins().add_commands(cli)
+    get_plugins(entry_points=entry_points).add_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +50,8 @@ def run_main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 run failure, 2 usage error, 130 interrupted."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _add_commands()
+    # Plugins add commands, so whether to load them must be known before click parses the command line.
+    _add_commands(entry_points="--no-plugins" not in _global_options(args))
     try:
         result = cli.main(args=args, prog_name="maestro", standalone_mode=False)
         return result if isinstance(result, int) else 0
@@ -70,6 +75,16 @@ def run_main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error ({type(exc).__name__}: {exc}). Re-run with --debug for the traceback and report it.")
         return 1
+
+
+def _global_options(args: list[str]) -> list[str]:
+    """The options before the sub-command's name (`maestro --no-plugins run ...`)."""
+    head = []
+    for arg in args:
+        if not arg.startswith("-"):
+            break
+        head.append(arg)
+    return head
 
 
 def _error(message: str) -> None:
