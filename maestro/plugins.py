@@ -146,9 +146,10 @@ class Plugins:
             self.manager.unregister(name=name)
             self.broken.append(BrokenPlugin(name, dist, f"registration failed: {_describe(exc)}"))
             return
-        from maestro import weights
+        if weight_files:
+            from maestro import weights
 
-        weights.add_plugin_files(weight_files)
+            weights.add_plugin_files(weight_files)
         for spec in staged:
             key = (spec.kind, spec.name)
             if key in self.registry:

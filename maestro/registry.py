@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import difflib
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -158,6 +156,8 @@ def factory_problem(factory: str) -> str:
     origin = found.origin
     if not origin or not origin.endswith(".py"):
         return ""
+    import ast
+
     try:
         tree = ast.parse(Path(origin).read_bytes(), origin)
     except (OSError, SyntaxError, ValueError) as exc:
@@ -168,7 +168,9 @@ def factory_problem(factory: str) -> str:
     return ""
 
 
-def _top_level_names(tree: ast.Module) -> set[str]:
+def _top_level_names(tree: Any) -> set[str]:
+    import ast
+
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -185,6 +187,8 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 @lru_cache(maxsize=None)
 def _package_fingerprint(top_level: str) -> str:
+    import hashlib
+
     digest = hashlib.sha256(top_level.encode())
     try:
         found = importlib.util.find_spec(top_level)
