@@ -366,15 +366,20 @@ def test_a_stale_cache_entry_is_a_miss_not_a_crash(maestro, tmp_path):
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["cache"]["separate"] == "miss"
 
 
-def test_registry_data_is_package_data():
+def test_a_wheel_ships_the_registry_data(tmp_path):
+    """registry/ lived outside the package, so a wheel install had an empty catalogue."""
+    import subprocess
+    import sys
+    import zipfile
+
     from maestro import catalogue, weights
 
     assert "videocrafter2" in weights.catalogue() and catalogue.known_components()
-    import tomllib
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "*.toml" in project["tool"]["setuptools"]["package-data"]["maestro.registry_data"]
-    assert (REPO / "maestro" / "registry_data" / "weights.toml").is_file()
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
+                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    names = zipfile.ZipFile(next(tmp_path.glob("maestro-*.whl"))).namelist()
+    assert {"maestro/registry_data/weights.toml", "maestro/registry_data/components.toml"} <= set(names)
 
 
 def test_every_third_party_module_the_core_imports_is_declared():
