@@ -45,6 +45,7 @@ class RunOptions:
     device: str = "auto"
     overlay: bool = False
     use_cache: bool = True
+    force: bool = False  # replace files in the output folder that no Maestro manifest there lists
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Pipeline:
         self.options = options
         self.plugins = plugins or get_plugins()
         self.ctx = RunContext(device=resolve_device(options.device), seed=options.seed, task=task)
-        self.cache = StageCache(enabled=options.use_cache)
+        self.cache = StageCache(enabled=options.use_cache, warn=self.ctx.warn)
         self.on_stage = on_stage or (lambda stage, state: None)
         self.timings: dict[str, float] = {}
         self.cache_hits: dict[str, str] = {}
@@ -139,7 +140,7 @@ class Pipeline:
         from maestro.write.outputs import OutputFolder
 
         o = self.options
-        out = OutputFolder(o.output)  # fails early if the folder is not writable
+        out = OutputFolder(o.output, force=o.force)  # fails early if the folder is not writable
         try:
             with self._stage("read"):
                 inputs = [read_audio(p, o.seconds, o.max_seconds) for p in o.inputs]

@@ -102,9 +102,11 @@ def test_stage_cache_round_trip_and_keys(tmp_path):
 
 def test_output_folder_commits_atomically(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "stems").mkdir()
-    (target / "stems" / "old.wav").write_text("old")
+    earlier = OutputFolder(target)  # an earlier run, whose manifest lists its stems/
+    (earlier.path("stems")).mkdir()
+    (earlier.path("stems") / "old.wav").write_text("old")
+    earlier.path("manifest.json").write_text('{"maestro": "test"}')
+    earlier.commit()
     out = OutputFolder(target)
     out.path("video.mp4").write_text("new video")
     out.path("stems").mkdir()
