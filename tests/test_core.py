@@ -73,7 +73,7 @@ def test_weights_resolve_explains_where_to_put_files(tmp_path, monkeypatch):
     hub_file = tmp_path / "hub/models--VideoCrafter--VideoCrafter2/snapshots/abc/model.ckpt"
     hub_file.write_bytes(b"weights")
     assert weights.local_path("videocrafter2") == hub_file
-    assert weights.verify("videocrafter2") == ("unverified", hub_file)
+    assert weights.verify("videocrafter2") == ("corrupt", hub_file)  # not the published size and sha256
 
 
 def test_weights_sha256_mismatch_is_reported(tmp_path, monkeypatch):
