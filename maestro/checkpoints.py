@@ -4,6 +4,7 @@ missing, extra or mis-shaped)."""
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 from maestro.errors import WeightsError
@@ -34,8 +35,12 @@ def read_tensor_file(path: "str | os.PathLike[str]", what: str) -> Any:
 
 
 def unpickler_reason(exc: BaseException) -> str:
-    """The useful part of torch's long weights_only refusal (which global it met)."""
+    """The useful part of torch's long weights_only refusal: which Python object the file asks for (torch's own
+    advice to allow-list it is not for files of unknown origin)."""
     text = str(exc)
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+    if found:
+        return f"it pickles the Python object {found.group(1)}"
     marker = "WeightsUnpickler error:"
     if marker in text:
         text = text.split(marker, 1)[1]

@@ -109,10 +109,4 @@ def schedule_mismatch(state: Mapping[str, torch.Tensor], alphas_cumprod: torch.T
 
 
 def _unpickler_reason(exc: Exception) -> str:
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    return " ".join(text.split())[:200] or type(exc).__name__
-
-
+    return checkpoints.unpickler_reason(exc)
