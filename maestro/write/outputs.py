@@ -104,11 +104,11 @@ class OutputFolder:
         owned = owned_outputs(self.target)
         foreign = [n for n in present if not _is_owned(self.target, n, owned)]
         if foreign:
-            listed = ", ".join(str(self.target / n) for n in foreign)
+            listed, one = ", ".join(str(self.target / n) for n in foreign), len(foreign) == 1
             raise MaestroError(
-                f"{listed} {'is' if len(foreign) == 1 else 'are'} in the way and not listed by a Maestro manifest "
-                f"in {self.target}, so Maestro will not replace {'it' if len(foreign) == 1 else 'them'}. Choose "
-                "another folder with -o DIR, or add --force to replace them."
+                f"{listed} {'is' if one else 'are'} in the way and not listed by a Maestro manifest in "
+                f"{self.target}, so Maestro will not replace {'it' if one else 'them'}. Choose another folder with "
+                f"-o DIR, or add --force to replace {'it' if one else 'them'}."
             )
 
     def _unlock(self) -> None:
@@ -143,6 +143,8 @@ def _is_owned(folder: Path, name: str, owned: dict[str, int | None]) -> bool:
         return False
     if path.is_file():
         return _same_file(path, owned, name)
+    if not any(rel.startswith(name + "/") for rel in owned):
+        return False  # a folder the manifest lists nothing in (even an empty one) is the user's
     for root, dirs, files in os.walk(path):
         for entry in dirs + files:
             rel = os.path.relpath(os.path.join(root, entry), folder)
