@@ -159,6 +159,17 @@ def test_train_resume_continues_from_a_clean_checkpoint(maestro, trained, tmp_pa
     assert "resumed from" in result.out + result.err
 
 
+@pytest.mark.parametrize("which", ["items/*.pt", "text-*.pt"])
+def test_train_feature_cache(maestro, trained, tmp_path, marker, which):
+    """A shared `--cache` folder is read by every run that uses it."""
+    cache = tmp_path / "cache"
+    shutil.copytree(trained / "run" / "cache", cache)
+    evil = plant(sorted(cache.glob(which))[0], marker)
+    result = maestro("train", "cim", *_TRAIN_ARGS, "--data", trained / "data", "--out", tmp_path / "run",
+                     "--cache", cache)
+    _refused_clearly(result, evil, marker)
+
+
 def test_train_init_cim(maestro, trained, tmp_path, marker):
     evil = plant(tmp_path / "perceiver.pth", marker)
     result = maestro("train", "cim", *_TRAIN_ARGS, "--data", trained / "data", "--out", tmp_path / "run",

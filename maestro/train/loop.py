@@ -51,7 +51,7 @@ class CachedPairs(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        entry = torch.load(self.files[index], weights_only=True)
+        entry = read_tensor_file(self.files[index], "feature cache file")
         tokens = entry["tokens"].float()
         mix, frames = pairs(tokens.shape[0], self.interpolate)
         a = torch.tensor([m[0] for m in mix])
@@ -148,7 +148,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             accelerator.print(f"skipped {len(cache.skipped)} unreadable item(s) (see {cfg.cache}/items/*.failed):")
             for line in cache.skipped[:5]:
                 accelerator.print("  " + line)
-        text = torch.load(cache.text_file, weights_only=True)
+        text = read_tensor_file(cache.text_file, "feature cache file")
         label_names = sorted(t for t in text if t)
         label_index = {t: i for i, t in enumerate(label_names)}
         label_table = torch.stack([text[t] for t in label_names]).to(accelerator.device)
@@ -229,7 +229,7 @@ def _build_objective(cfg: TrainConfig, cache: FeatureCache, empty_context: torch
     if int(unet.config.cross_attention_dim) != cache.text_width:
         raise UsageError(f"the UNet attends to width {unet.config.cross_attention_dim} but the text encoder gives "
                          f"{cache.text_width}: use the text encoder the diffusion model was trained with")
-    scaling = float(torch.load(cache.files[0], weights_only=True).get("scaling_factor", 0.18215))
+    scaling = float(read_tensor_file(cache.files[0], "feature cache file").get("scaling_factor", 0.18215))
     return CIMObjective(_make_cim(cfg, cache), unet, load_scheduler(sd), empty_context, scaling, cfg.denoise_weight,
                         cfg.mse_weight, cfg.train_unet_kv)
 
