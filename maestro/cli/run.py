@@ -17,8 +17,8 @@ MAX_SEED = 2**63 - 1  # torch generators take 64 bits; components add small offs
 @click.command(context_settings={"max_content_width": 110})
 @click.argument("audio", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=str), callback=lambda ctx, param, value: _folder(value),
-              help="Folder for video.mp4, stems/, layout.png and manifest.json [default: maestro-out/<first input's name>]. "
-                   "Maestro replaces only what its own earlier manifest there lists.")
+              help="Folder for video.mp4, stems/, layout.png and manifest.json [default: maestro-out/<first input's "
+                   "name>]. Maestro replaces only what its own earlier manifest there lists.")
 @click.option("--force", is_flag=True, help="Replace files in the output folder that are in the way even if no Maestro "
                                             "manifest there lists them (they are deleted).")
 @click.option("--separator", metavar="NAME", help="How to split the mixture (default: nmf; files for several inputs).")

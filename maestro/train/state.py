@@ -55,7 +55,7 @@ def save(accelerator: Any, folder: Path, step: int, optimizer: Any, export: Any)
 
 
 def load(accelerator: Any, folder: Path, optimizer: Any, load_weights: Any) -> int:
-    """Restore checkpoint `folder` into this process; `load_weights(folder)` reads the weight files. Returns the step."""
+    """Restore checkpoint `folder` into this process (`load_weights(folder)` reads the weights); returns its step."""
     info = read_state(folder)
     if info["processes"] != accelerator.num_processes:
         raise InputError(f"{folder} was saved by {info['processes']} process(es); this run has "

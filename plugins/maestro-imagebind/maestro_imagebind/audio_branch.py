@@ -202,7 +202,9 @@ def read_audio_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
         try:
             full = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {unpickler_reason(exc)}") from exc
+            raise WeightsError(
+                f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {unpickler_reason(exc)}"
+            ) from exc
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {unpickler_reason(exc)}") from exc
     if not isinstance(full, Mapping):
