@@ -41,6 +41,17 @@ def test_absurd_numbers_and_names_are_usage_errors(maestro, example_mix, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_default_folder_stays_inside_maestro_out(maestro, example_mix, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    odd = shutil.copy(example_mix, tmp_path / "...wav")  # its stem is ".."
+    result = maestro("run", odd, *RUN)
+    assert result.code == 0, result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["...wav", "maestro-out"]
+    assert (tmp_path / "maestro-out" / "input" / "video.mp4").is_file()
+
+
 def test_train_seed_is_bounded(maestro, tmp_path):
     result = maestro("train", "cim", "--tiny", "--data", tmp_path, "--out", tmp_path / "run", "--seed", str(2**32))
     _usage_error(result, "--seed")

@@ -74,7 +74,7 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
         "attention_hook": parse_key_values(hook_opt, "--hook-opt"),
     }
     run_options = RunOptions(
-        inputs=list(audio), output=output or Path("maestro-out") / audio[0].stem, separator=separator, sources=sources, encoder=encoder, layout=layout,
+        inputs=list(audio), output=output or _default_output(audio[0]), separator=separator, sources=sources, encoder=encoder, layout=layout,
         backbone=backbone, hook=None if hook.lower() == "none" else hook,
         options={k: v for k, v in options.items() if v}, seconds=seconds, seed=seed, device=device,
         overlay=overlay, use_cache=not no_cache, force=force,
@@ -86,6 +86,11 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
         _summary(result)
     if quiet:
         click.echo(str(result.outputs.get("video.mp4")))
+
+
+def _default_output(first_input: Path) -> Path:
+    # An input named "...wav" has the stem "..": never let the default folder climb out of maestro-out/.
+    return Path("maestro-out") / (first_input.stem.lstrip(".") or "input")
 
 
 def _folder(value: str | None) -> Path | None:

@@ -285,6 +285,11 @@ def _lock(folder: Path, wait: float) -> int:
                     f"another Maestro run is writing to {folder}; wait until it finishes or choose another -o DIR"
                 ) from None
             time.sleep(0.1)
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                return fd  # a file system without flock (some network mounts): the swap is still all or nothing
+            os.close(fd)
+            raise
         except BaseException:
             os.close(fd)
             raise
