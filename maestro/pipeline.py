@@ -53,7 +53,7 @@ class Pipeline:
         self.ctx = RunContext(device=resolve_device(options.device), seed=options.seed, task=task)
         for note in self.plan.notes:
             self.ctx.warn(note)
-        self.cache = StageCache(enabled=options.use_cache)
+        self.cache = StageCache(enabled=options.use_cache, warn=self.ctx.warn)
         self.on_stage = on_stage or (lambda stage, state: None)
         self._builder = components or (lambda spec, values: spec.build(values))
         self.timings: dict[str, float] = {}
@@ -92,7 +92,7 @@ class Pipeline:
     def run(self) -> RunResult:
         from maestro.write.outputs import OutputFolder
 
-        out = OutputFolder(self.plan.output)  # fails early if the folder is not writable
+        out = OutputFolder(self.plan.output, force=self.options.force)  # fails early: not writable, not ours
         try:
             with self._stage("read"):
                 inputs = [read_audio(p, self.options.seconds, self.options.max_seconds) for p in self.plan.inputs]

@@ -34,6 +34,7 @@ class RunOptions:
     device: str = "auto"
     overlay: bool = False
     use_cache: bool = True
+    force: bool = False  # replace files in the output folder that no Maestro manifest there lists
 
 
 @dataclass(frozen=True)
