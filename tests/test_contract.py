@@ -470,3 +470,16 @@ def test_a_plugin_written_against_the_old_docs_keeps_working(maestro, tmp_path, 
     finally:
         monkeypatch.undo()
         get_plugins(refresh=True)
+
+
+def test_a_run_that_fails_leaves_no_output_folder_behind(maestro, tmp_path):
+    """A run that fails after it made the output folder (here: the input is not audio) removes what it made."""
+    out = tmp_path / "new" / "out"
+    (tmp_path / "noise.wav").write_bytes(b"not audio at all")
+    result = maestro("run", tmp_path / "noise.wav", "-o", out)
+    assert result.code == 1 and not (tmp_path / "new").exists()
+    result = maestro("run", MIX, "--separator-opt", "iterations=abc", "-o", out)
+    assert result.code == 2 and not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert maestro("run", MIX, "--separator-opt", "iterations=abc", "-o", tmp_path / "mine").code == 2
+    assert (tmp_path / "mine").is_dir()  # a folder that was there stays

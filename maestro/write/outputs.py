@@ -46,6 +46,8 @@ class OutputFolder:
         self.force = force
         self._lock_fd: int | None = None
         self.staging = self.target / (STAGING_PREFIX + "unset")
+        # The folders this run creates, innermost first: a run that fails before committing removes them again.
+        self._created = [p for p in (self.target, *self.target.parents) if not p.exists()]
         try:
             self.target.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _lock(self.target, lock_wait)
@@ -91,12 +93,18 @@ class OutputFolder:
         except BaseException:
             self.discard()
             raise
+        self._created = []  # committed: the folders now hold this run's outputs
         self.discard()
         return {n: self.target / n for n in names}
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
         self._unlock()
+        for folder in self._created:
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                break
 
     def _check_in_the_way(self, present: list[str]) -> None:
         if self.force or not present:
