@@ -18,9 +18,10 @@ Where this differs from the public code:
   full queue and throws away the first S − frames outputs: about twice the cost for a 64-frame video.
 - The step divides the predicted x₀ by the `use_scale` factor and multiplies by the next one, as VideoCrafter2's own
   DDIM does (`maestro_videocrafter.ddim`); the public FIFO step skips that scale. Without `use_scale` they agree.
-- With `lookahead`, frames that the public code evaluates only as context draw no step noise here.
-Like the original, the S levels are DDIM's S lowest timesteps for S steps (when S does not divide the schedule's
-length, DDIM makes a few more, noisier timesteps, which neither uses).
+- With `lookahead`, frames that the public code evaluates only as context draw no step noise here; with eta = 0 no
+  step draws noise (the public code draws it and multiplies it by 0).
+The S levels are FIFO's DDIM timesteps: round(linspace(0, T − 1, S)) of the T training timesteps, so the queue spans
+the whole schedule (VideoCrafter2's own DDIM, used by `long=windows`, takes 1, 1 + T/S, 1 + 2T/S, …).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from maestro_videocrafter.ddim import NoiseSchedule, ddim_params, ddim_step
+from maestro_videocrafter.ddim import NoiseSchedule, ddim_step, params_for_timesteps
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class FifoPlan:
         return out
 
 
+def fifo_timesteps(num_timesteps: int, levels: int) -> torch.Tensor:
+    """FIFO's uniform DDIM timesteps, ascending: `levels` of them from 0 to num_timesteps − 1 (long)."""
+    return torch.linspace(0, num_timesteps - 1, levels, dtype=torch.float64).round().long()
+
+
 @dataclass
 class QueuedFrame:
     index: int  # in the whole video
@@ -75,8 +81,9 @@ class FifoSampler:
 
     def __init__(self, schedule: NoiseSchedule, plan: FifoPlan, eta: float = 1.0) -> None:
         self.plan = plan
-        self.params = ddim_params(schedule, plan.levels, eta)
-        self._last = int(self.params.timesteps.shape[0]) - 1  # sampling index of level 0 (the lowest timestep)
+        self.eta = eta
+        self.params = params_for_timesteps(schedule, fifo_timesteps(schedule.num_timesteps, plan.levels), eta)
+        self._last = plan.levels - 1  # sampling index of level 0 (the lowest timestep)
 
     def sampling_index(self, level: int) -> int:
         return self._last - max(level, 0)
@@ -138,7 +145,7 @@ class FifoSampler:
                     continue
                 i = self.sampling_index(frame.level)
                 noise = None
-                if self.params.sigmas[i] > 0:
+                if self.eta > 0:  # drawn at every stepped frame, even where σ is 0: one fixed noise order
                     noise = torch.randn(frame.latent.shape, generator=generator, dtype=torch.float32)
                     noise = noise.to(device, frame.latent.dtype)
                 x_prev, _ = ddim_step(frame.latent, eps[:, :, pos:pos + 1].to(frame.latent.dtype), self.params, i,
