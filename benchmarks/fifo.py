@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 VARIANTS = ("windows", "fifo", "fifo+lookahead")
@@ -121,10 +122,10 @@ def bench(model: str, repeats: int) -> None:
     print(f"{'variant':<16}{'median s/frame':>15}{'frames evaluated/frame':>24}{'UNet calls/frame':>18}"
           f"{'time vs windows':>17}")
     for variant in VARIANTS:
-        median = sorted(times[variant])[len(times[variant]) // 2] / video
-        ratios = sorted(a / b for a, b in zip(times[variant], times["windows"]))
+        median = statistics.median(times[variant]) / video
+        ratio = statistics.median(a / b for a, b in zip(times[variant], times["windows"]))
         print(f"{variant:<16}{median:>15.4f}{evaluated[variant] / video:>24.2f}{calls[variant] / video:>18.2f}"
-              f"{ratios[len(ratios) // 2]:>16.2f}x")
+              f"{ratio:>16.2f}x")
 
 
 def main() -> None:

@@ -13,8 +13,9 @@ pytest.importorskip("maestro_videocrafter")
 
 from maestro.components import RunContext  # noqa: E402
 from maestro.errors import UsageError  # noqa: E402
-from maestro.types import Layout, Tokens  # noqa: E402
+from maestro.types import Tokens  # noqa: E402
 from maestro_videocrafter.testing import write_tiny_checkpoint  # noqa: E402
+from test_videocrafter_backbone import Recorder, _layout  # noqa: E402  (the same hook recorder and two-box layout)
 
 F = 4  # frames per window / partition in the tiny options; steps=2 → one partition, 4 noise levels
 LEVELS = 4
@@ -48,17 +49,8 @@ def _tokens(seconds: float):
             for label in ("dog", "car")]
 
 
-def _layout(frames):
-    return Layout(boxes=[[(0.0, 0.0, 0.5, 1.0)] * frames, [(0.5, 0.0, 1.0, 1.0)] * frames], labels=["dog", "car"])
-
-
-class Recorder:
-    def __init__(self):
-        self.sites = []
-
-    def __call__(self, q, k, v, site):
-        self.sites.append(site)
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+def sites_of(hook):
+    return [site for _, site in hook.sites]
 
 
 def _generate(backbone, cond, seed=11, hook=None):
@@ -101,8 +93,8 @@ def test_any_length_is_one_fifo_stream_with_at_most_frames_latents_per_window(op
     video = _generate(backbone, cond, hook=hook)
     assert video.shape == (n, 64, 64, 3) and video.dtype == torch.uint8
     assert set(backbone.last_hook_calls.values()) == {windows_evaluated(n)}
-    assert max(s.frames for s in hook.sites) <= F  # memory of one window
-    assert all(s.frame_steps is not None and len(s.frame_steps) == s.frames for s in hook.sites)
+    assert max(s.frames for s in sites_of(hook)) <= F  # memory of one window
+    assert all(s.frame_steps is not None and len(s.frame_steps) == s.frames for s in sites_of(hook))
 
 
 def test_fifo_is_the_default_past_one_window_and_is_reproduced_from_the_seed(options):
@@ -110,14 +102,14 @@ def test_fifo_is_the_default_past_one_window_and_is_reproduced_from_the_seed(opt
     cond = backbone.condition(_tokens(1.0), F + 1, 8.0, RunContext())
     hook = Recorder()
     first = _generate(backbone, cond, hook=hook)
-    assert all(s.frame_steps is not None for s in hook.sites)  # FIFO, not windows
+    assert all(s.frame_steps is not None for s in sites_of(hook))  # FIFO, not windows
     assert set(backbone.last_hook_calls.values()) == {2 * windows_evaluated(F + 1)}  # cfg 12: two passes
     assert torch.equal(_generate(backbone, cond), first)
     assert not torch.equal(_generate(backbone, cond, seed=12), first)
     short = backbone.condition(_tokens(0.5), F, 8.0, RunContext())
     hook = Recorder()
     _generate(backbone, short, hook=hook)
-    assert all(s.frame_steps is None and s.frames == F for s in hook.sites)  # one window: today's path
+    assert all(s.frame_steps is None and s.frames == F for s in sites_of(hook))  # one window: today's path
 
 
 def test_the_hook_sees_every_frames_own_steps_in_order(options):
@@ -126,9 +118,9 @@ def test_the_hook_sees_every_frames_own_steps_in_order(options):
     cond = backbone.condition(_tokens(n / 8), n, 8.0, RunContext())
     hook = Recorder()
     _generate(backbone, cond, hook=hook)
-    layer = hook.sites[0].layer
+    layer = sites_of(hook)[0].layer
     seen: dict[int, list[int]] = {j: [] for j in range(n)}
-    for site in (s for s in hook.sites if s.layer == layer):
+    for site in (s for s in sites_of(hook) if s.layer == layer):
         assert site.num_steps == LEVELS and site.step == min(site.frame_steps)
         assert site.frame_offset == site.frame_indices[0]
         assert list(site.frame_indices) == list(range(site.frame_indices[0], site.frame_indices[0] + site.frames))
@@ -146,8 +138,8 @@ def test_lookahead_windows_read_the_frames_that_just_left(options):
     cond = backbone.condition(_tokens(n / 8), n, 8.0, RunContext())
     hook = Recorder()
     _generate(backbone, cond, hook=hook)
-    layer = hook.sites[0].layer
-    sites = [s for s in hook.sites if s.layer == layer]
+    layer = sites_of(hook)[0].layer
+    sites = [s for s in sites_of(hook) if s.layer == layer]
     # The front window reads two finished frames (at their last step) before the two it steps (levels 0 and 1).
     front = [s for s in sites if s.frame_steps == (LEVELS - 1, LEVELS - 1, LEVELS - 1, LEVELS - 2)]
     assert front and all(s.frame_indices[0] >= 0 for s in front)

@@ -85,3 +85,17 @@ def test_the_unconditional_pass_stays_plain_for_every_frame():
     site = _site(4, conditional=False, frame_steps=(3, 2, 1, 0), frame_indices=(5, 6, 7, 8))
     assert hook.frame_phases(site) == ("plain",) * 4
     torch.testing.assert_close(hook(q, k, v, site), torch.nn.functional.scaled_dot_product_attention(q, k, v))
+
+
+def test_masks_stay_bounded_as_fifo_windows_slide_through_a_video():
+    from maestro.attention.regions import CACHE_ENTRIES
+
+    moving, still = AttentionMosaic(_layout(), guidance_steps=0), AttentionMosaic(
+        Layout(boxes=[[(0.0, 0.0, 0.5, 1.0)] * VIDEO_FRAMES, [(0.5, 0.0, 1.0, 1.0)] * VIDEO_FRAMES], labels=["a", "b"]),
+        guidance_steps=0)
+    q, k, v = _qkv(2)
+    for first in range(3 * CACHE_ENTRIES):  # a new window position at every call, as in FIFO's queue
+        for hook in (moving, still):
+            hook(q, k, v, _site(2, step=1, frame_steps=(1, 1), frame_indices=(first, first + 1)))
+    assert len(moving.masks._cache.values()) == CACHE_ENTRIES
+    assert len(still.masks._cache.values()) == 1  # a still layout's mask does not depend on the frames
