@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("maestro_videocrafter")
 
+from maestro.attention.mosaic import AttentionMosaic  # noqa: E402
 from maestro.components import RunContext  # noqa: E402
 from maestro.errors import UsageError  # noqa: E402
 from maestro.types import Tokens  # noqa: E402
@@ -119,7 +120,9 @@ def test_the_hook_sees_every_frames_own_steps_in_order(options):
     hook = Recorder()
     _generate(backbone, cond, hook=hook)
     layer = sites_of(hook)[0].layer
+    mosaic = AttentionMosaic(_layout(n), guidance_steps=2)
     seen: dict[int, list[int]] = {j: [] for j in range(n)}
+    phases: dict[int, list[str]] = {j: [] for j in range(n)}
     for site in (s for s in sites_of(hook) if s.layer == layer):
         assert site.num_steps == LEVELS and site.step == min(site.frame_steps)
         assert site.frame_offset == site.frame_indices[0]
@@ -129,7 +132,10 @@ def test_the_hook_sees_every_frames_own_steps_in_order(options):
         for f in range(site.frames):
             assert site.step_of(f) == site.frame_steps[f] and site.index_of(f) == site.frame_indices[f]
             seen[site.frame_indices[f]].append(site.frame_steps[f])
+            phases[site.frame_indices[f]].append(mosaic.frame_phases(site)[f])
     assert all(steps == list(range(LEVELS)) for steps in seen.values()), seen
+    # what the mosaic makes of it: every frame has its 2 guidance steps first, then the mosaic
+    assert all(p == ["guidance", "guidance", "mosaic", "mosaic"] for p in phases.values()), phases
 
 
 def test_lookahead_windows_read_the_frames_that_just_left(options):
