@@ -20,6 +20,7 @@ Where this differs from the public code:
   DDIM does (`maestro_videocrafter.ddim`); the public FIFO step skips that scale. Without `use_scale` they agree.
 - With `lookahead`, frames that the public code evaluates only as context draw no step noise here; with eta = 0 no
   step draws noise (the public code draws it and multiplies it by 0).
+
 The S levels are FIFO's DDIM timesteps: round(linspace(0, T − 1, S)) of the T training timesteps, so the queue spans
 the whole schedule (VideoCrafter2's own DDIM, used by `long=windows`, takes 1, 1 + T/S, 1 + 2T/S, …).
 """
