@@ -4,6 +4,8 @@ Spatial cross-attention of the conditional pass, at every resolution and frame:
 - steps `< guidance_steps` (paper: 6 of 50): layout guidance, TrailBlazer-style edits of the logits (`guidance`);
 - later steps: the mosaic proper, each latent position reads only its own source's rows plus the shared rows
   (`regions`), in one SDPA call with a cached additive mask.
+When the site gives each frame its own step and video index (FIFO's diagonal denoising), each frame's own step picks
+its phase and its own index its layout frame; frames are handled in runs of one phase and consecutive indices.
 The unconditional pass is plain attention. The hook holds only caches; it patches nothing.
 """
 
@@ -61,7 +63,45 @@ class AttentionMosaic:
             return "plain"
         return "guidance" if site.step < self.guidance_steps else "mosaic"
 
+    def frame_phases(self, site: AttentionSite) -> tuple[str, ...]:
+        """The phase of every frame of the call: each frame's own step decides (FIFO gives one per frame)."""
+        if not site.conditional:
+            return ("plain",) * site.frames
+        return tuple("guidance" if site.step_of(f) < self.guidance_steps else "mosaic" for f in range(site.frames))
+
     def __call__(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        if site.frame_steps is None and site.frame_indices is None:
+            return self._attend(q, k, v, site)
+        runs = self._runs(site)
+        if len(runs) == 1:
+            return self._attend(q, k, v, runs[0][2])
+        # Frames in different phases (or not consecutive in the video): each run of frames on its own.
+        _check_shapes(q, k, site)
+        batch = int(q.shape[0]) // site.frames
+        out = q.new_empty(q.shape)
+        per_frame = lambda t: t.view(batch, site.frames, *t.shape[1:])  # noqa: E731
+        for start, stop, sub in runs:
+            part = [per_frame(t)[:, start:stop].reshape(batch * sub.frames, *t.shape[1:]) for t in (q, k, v)]
+            per_frame(out)[:, start:stop] = self._attend(*part, sub).view(batch, sub.frames, *q.shape[1:])
+        return out
+
+    def _runs(self, site: AttentionSite) -> list[tuple[int, int, AttentionSite]]:
+        """Maximal runs of frames in one phase with consecutive video indices, each with a single-step site."""
+        from dataclasses import replace
+
+        phases = self.frame_phases(site)
+        runs = []
+        start = 0
+        for f in range(1, site.frames + 1):
+            if f == site.frames or phases[f] != phases[start] or site.index_of(f) != site.index_of(f - 1) + 1:
+                runs.append((start, f, replace(site, frames=f - start, step=site.step_of(start),
+                                                frame_offset=site.index_of(start), frame_steps=None,
+                                                frame_indices=None)))
+                start = f
+        return runs
+
+    def _attend(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        """One call whose frames share a phase and are consecutive from `site.frame_offset`."""
         phase = self.phase(site)
         if phase == "plain":
             return plain_attention(q, k, v, site)

@@ -1,4 +1,5 @@
-"""Maestro plugin entry point: registers the `videocrafter2` backbone. Imports nothing heavy (no torch)."""
+"""Maestro plugin entry point: registers the `videocrafter2` backbone and records how it made long videos in the
+manifest. Imports nothing heavy (no torch)."""
 
 from maestro.hookspecs import hookimpl
 from maestro.registry import ComponentSpec
@@ -13,10 +14,16 @@ OPTIONS = {
     "cfg": "classifier-free guidance scale, 1 turns the unconditional pass off (default 12)",
     "eta": "DDIM eta, 0 = deterministic steps (default 1.0)",
     "fps": "frames per second of the video and of the fps conditioning (default 8)",
-    "frames": "frames per generated window (default 16)",
+    "frames": "frames the UNet sees at once: one window, or one FIFO partition (default 16)",
     "height": "frame height in pixels, a multiple of 64 (default 320)",
     "width": "frame width in pixels, a multiple of 64 (default 512)",
     "dtype": "auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16 (default auto)",
+    "long": "videos longer than frames: fifo (FIFO-Diffusion, one stream) or windows (independent windows, a cut "
+            "every window); auto = fifo when longer than frames (default auto)",
+    "partitions": "fifo: the queue's windows of frames each, its DDIM steps are partitions x frames; auto = steps / "
+                  "frames rounded up, 4 for 50 steps of 16 frames as in the paper (default auto)",
+    "lookahead": "fifo: lookahead denoising, windows overlap by half and every frame is evaluated twice "
+                 "(default true)",
 }
 
 
@@ -35,3 +42,13 @@ def register_backbones(register):
             options=OPTIONS,
         )
     )
+
+
+@hookimpl
+def extend_manifest(manifest):
+    backbone = manifest.get("components", {}).get("backbone", {})
+    if backbone.get("name") != "videocrafter2" or "video" not in manifest:
+        return
+    from maestro_videocrafter.long import manifest_entry
+
+    manifest["videocrafter2"] = manifest_entry(backbone.get("options", {}), int(manifest["video"]["frames"]))
