@@ -200,7 +200,7 @@ def _model(owner: str, fields: tuple[tuple[str, Option], ...]) -> Any:
         validators: list[Any] = []
         if opt.choices:
             annotation = Literal[opt.choices]  # type: ignore[valid-type]
-            validators.append(pydantic.BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v))
+            validators.append(pydantic.BeforeValidator(lambda v, c=opt.choices: _choice(v, c)))
         elif opt.type is float:
             annotation = float
             validators.append(pydantic.BeforeValidator(_fraction))
@@ -218,6 +218,14 @@ def _model(owner: str, fields: tuple[tuple[str, Option], ...]) -> Any:
         definitions[name] = (full, ... if opt.required else opt.default)
     config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
     return pydantic.create_model(f"Options[{owner}]", __config__=config, **definitions)
+
+
+def _choice(value: Any, choices: tuple[str, ...]) -> Any:
+    """A choice as declared, whatever its case ("ALL" → "all")."""
+    if isinstance(value, str):
+        folded = {c.lower(): c for c in choices}
+        return folded.get(value.strip().lower(), value)
+    return value
 
 
 def _fraction(value: Any) -> Any:

@@ -483,3 +483,10 @@ def test_a_run_that_fails_leaves_no_output_folder_behind(maestro, tmp_path):
     (tmp_path / "mine").mkdir()
     assert maestro("run", MIX, "--separator-opt", "iterations=abc", "-o", tmp_path / "mine").code == 2
     assert (tmp_path / "mine").is_dir()  # a folder that was there stays
+
+
+def test_each_component_declares_how_many_sources_it_handles(maestro, tmp_path):
+    """videocrafter2's 77-row context holds 7 sources' tokens; asking for more is refused before any work."""
+    result = maestro("run", MIX, "-k", "8", "--backbone", "videocrafter2", "-o", tmp_path / "out")
+    assert result.code == 2 and "backbone 'videocrafter2' handles at most 7" in result.err
+    assert not (tmp_path / "out").exists()

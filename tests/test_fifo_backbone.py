@@ -154,9 +154,9 @@ def test_lookahead_windows_read_the_frames_that_just_left(options):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ({"long": "forever"}, "long must be one of"),
-    ({"partitions": "0"}, "partitions must be at least 1"),
-    ({"lookahead": "maybe"}, "lookahead takes true or false"),
+    ({"long": "forever"}, "option long='forever': must be one of 'auto', 'fifo' or 'windows'"),
+    ({"partitions": "0"}, "option partitions='0': must be at least 1"),
+    ({"lookahead": "maybe"}, "option lookahead='maybe': input should be a valid boolean"),
     ({"long": "fifo", "partitions": "300"}, "more than the model's 1000 timesteps"),
 ])
 def test_bad_long_video_options_are_usage_errors(options, extra, message):

@@ -16,18 +16,16 @@ from typing import TYPE_CHECKING, Any
 from maestro.attention.builtins import MOSAIC_OPTIONS
 from maestro.attention.guidance import GuidanceMaps, guided_attention
 from maestro.attention.hookpoint import AttentionSite, plain_attention
-from maestro.attention.regions import BACKGROUND_CHOICES, SHARED_CHOICES, MosaicMask
+from maestro.attention.regions import MosaicMask
 from maestro.errors import UsageError
-from maestro.options import as_float, as_int
 from maestro.types import Layout
 
 if TYPE_CHECKING:
     import torch
 
-OPTIONS = MOSAIC_OPTIONS  # declared beside the registration, which must not import this module
+OPTIONS = MOSAIC_OPTIONS  # declared (types, ranges, choices) beside the registration, and validated there
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+SHARED_ALIASES = {True: "all", False: "none", "true": "all", "false": "none"}
 
 
 class AttentionMosaic:
@@ -36,24 +34,24 @@ class AttentionMosaic:
     def __init__(
         self,
         layout: Layout,
-        guidance_steps: int | str = 6,
-        strengthen: float | str = 0.5,
-        weaken: float | str = 0.05,
-        sigma: float | str = 1 / 3,
-        shared_tokens: bool | str = True,
+        guidance_steps: int = 6,
+        strengthen: float = 0.5,
+        weaken: float = 0.05,
+        sigma: float = 1 / 3,
+        shared_tokens: bool | str = "all",
         background: str = "empty",
     ) -> None:
+        """Values as `OPTIONS` declares them (the pipeline and `ComponentSpec.build` validate the user's strings);
+        `shared_tokens` also takes true (= all) and false (= none)."""
         if not isinstance(layout, Layout):
             raise TypeError(f"AttentionMosaic needs a maestro.types.Layout, got {type(layout).__name__}")
         self.layout = layout
-        self.guidance_steps = as_int("guidance_steps", guidance_steps, minimum=0)
-        self.strengthen = as_float("strengthen", strengthen)
-        self.weaken = as_float("weaken", weaken)
-        self.sigma = as_float("sigma", sigma)
-        if self.sigma <= 0:
-            raise UsageError(f"sigma must be > 0 (a fraction of the box side), not {sigma!r}")
-        self.shared_tokens = _shared(shared_tokens)
-        self.background = _choice("background", background, BACKGROUND_CHOICES)
+        self.guidance_steps = int(guidance_steps)
+        self.strengthen = float(strengthen)
+        self.weaken = float(weaken)
+        self.sigma = float(sigma)
+        self.shared_tokens = SHARED_ALIASES.get(shared_tokens, shared_tokens)
+        self.background = background
         self.masks = MosaicMask(layout, self.shared_tokens, self.background)
         self.guidance = GuidanceMaps(layout, self.sigma, self.weaken)
 
@@ -133,21 +131,3 @@ def _check_shapes(q: "torch.Tensor", k: "torch.Tensor", site: AttentionSite) -> 
         raise ValueError(f"{site.layer}: {q.shape[-2]} queries for a {site.height}×{site.width} latent grid")
     if site.frames < 1 or q.shape[0] % site.frames:
         raise ValueError(f"{site.layer}: batch {q.shape[0]} is not a multiple of {site.frames} frames")
-
-
-def _shared(value: Any) -> str:
-    if isinstance(value, bool):
-        return "all" if value else "none"
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return "all"
-    if text in _FALSE:
-        return "none"
-    return _choice("shared_tokens", text, SHARED_CHOICES)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return text

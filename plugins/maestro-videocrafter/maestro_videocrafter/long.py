@@ -30,7 +30,7 @@ class LongVideo:
         if mode not in LONG_MODES:
             raise UsageError(f"option long must be one of {', '.join(LONG_MODES)}, not {long!r}")
         parts = None
-        if str(partitions).strip().lower() != "auto":
+        if partitions is not None and str(partitions).strip().lower() != "auto":
             parts = as_int("partitions", partitions, minimum=1)
         return cls(mode, parts, as_bool("lookahead", lookahead))
 
@@ -61,7 +61,7 @@ def manifest_entry(options: Mapping[str, Any], num_frames: int) -> dict[str, Any
     """The backbone's long-video settings for a run's manifest, from the options it was given."""
     from maestro_videocrafter.backbone import DEFAULT_FRAMES, DEFAULT_STEPS
 
-    long = LongVideo.from_options(options.get("long", "auto"), options.get("partitions", "auto"),
+    long = LongVideo.from_options(options.get("long", "auto"), options.get("partitions"),
                                   options.get("lookahead", True))
     steps = as_int("steps", options.get("steps", DEFAULT_STEPS), minimum=1)
     frames = as_int("frames", options.get("frames", DEFAULT_FRAMES), minimum=1)
