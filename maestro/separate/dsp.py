@@ -23,12 +23,14 @@ from typing import Any
 import torch
 
 from maestro.components import RunContext
-from maestro.errors import InputError, UsageError
+from maestro.errors import UsageError
 from maestro.options import as_bool, as_float, as_int, check_sources
+from maestro.separate.adapt import mixture_tensor
+from maestro.separate.threads import cpu_threads
 from maestro.types import Audio, Stems
 
 _EPS = 1e-9
-CUES = ("part", "width", "flatness", "centroid", "flux", "sparsity")
+CUES = ("part", "width", "direction", "flatness", "centroid", "flux", "sparsity")
 
 
 class NMFSeparator:
@@ -44,6 +46,8 @@ class NMFSeparator:
         hpss: Any = "true",
         decisiveness_weight: Any = 0.5,
         default_sources: Any = 2,
+        threads: Any = 1,
+        spatial_threshold: Any = 3.0,
     ) -> None:
         self.iterations = as_int("iterations", iterations, 1, 100_000)
         self.atoms = as_int("atoms", atoms, 0, 1000)  # per part; 0: 8 + 4·K
@@ -51,20 +55,19 @@ class NMFSeparator:
         self.hpss = as_bool("hpss", hpss)
         self.decisiveness_weight = as_float("decisiveness_weight", decisiveness_weight, 0.0, 100.0)
         self.default_sources = as_int("default_sources", default_sources, 1, 64)
+        self.threads = as_int("threads", threads, 1, 256)
+        self.spatial_threshold = as_float("spatial_threshold", spatial_threshold, 0.0, 1000.0)
 
     # -- public --------------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
         k = check_sources(sources, self.default_sources)
-        x = mixture.samples.detach().to(torch.float32).cpu()
-        if x.dim() == 1:
-            x = x.unsqueeze(0)
-        if x.dim() != 2:
-            raise InputError(f"expected mixture samples [channels, samples], got shape {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise InputError("the mixture has NaN or infinite samples; fix or re-export the audio file")
+        x = mixture_tensor(mixture)
         if k == 1:
             return _stems([x.clone()], mixture, self.name)
-        return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
+        # The matrices here are small (about 1000 × 16 × 400 per 8 s): one thread is as fast on a quiet machine and
+        # does not stall when another process holds a core (see maestro/separate/threads.py).
+        with cpu_threads(self.threads):
+            return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
 
     def separate_tensor(self, x: torch.Tensor, sample_rate: int, k: int, ctx: RunContext) -> list[torch.Tensor]:
         """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off), low to high centroid."""
@@ -87,8 +90,42 @@ class NMFSeparator:
         scale = float(v.mean())
         if not scale > 1e-12:
             return [torch.zeros_like(x) for _ in range(k)]
-        v = v / scale
+        power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for clustering and grouping
+        pan = bin_pan(spec)
 
+        masks = self._spatial_masks(pan, power, k, ctx)
+        if masks is None:
+            masks = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
+        out = []
+        for mask in masks:
+            y = stft.inverse(spec * mask, padded)
+            out.append(y[:, :length].to(torch.float32).cpu().contiguous())
+        return out
+
+    def _spatial_masks(
+        self, pan: torch.Tensor | None, power: torch.Tensor, k: int, ctx: RunContext
+    ) -> torch.Tensor | None:
+        """Soft masks [K, F, T] from K direction clusters, left to right, if the stereo image is informative."""
+        if pan is None or self.spatial_threshold <= 0:
+            return None
+        clusters = cluster_pan(pan, power, k)
+        if clusters.separation < self.spatial_threshold or float(clusters.shares.min()) < 0.5 / (2 * k):
+            return None
+        return clusters.posterior
+
+    def _nmf_masks(
+        self,
+        v: torch.Tensor,
+        spec: torch.Tensor,
+        scale: float,
+        stft: "_Stft",
+        pan: torch.Tensor | None,
+        power: torch.Tensor,
+        k: int,
+        per_part: int,
+        ctx: RunContext,
+    ) -> torch.Tensor:
+        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid."""
         if self.hpss:
             harm, perc = _hpss(v, stft.frames_for(0.2), stft.bins_for(370.0))
             parts = [harm, perc]
@@ -104,20 +141,11 @@ class NMFSeparator:
                 origin += [float(index)] * per_part
         w = torch.cat(ws, dim=1)
         h = torch.cat(hs, dim=0)
-        power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for the grouping criterion
-
-        cues = atom_cues(w, h, torch.tensor(origin, device=device), spec, scale, stft)
+        cues = atom_cues(w, h, torch.tensor(origin, device=w.device), spec, scale, stft, pan, power)
         energy = h.sum(dim=1)  # W columns sum to 1
         groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
         groups = _order_by_centroid(groups, w, energy)
-
-        models = torch.stack([w[:, g] @ h[g] for g in groups])  # [K, F, T]
-        masks = _wiener(models)
-        out = []
-        for mask in masks:
-            y = stft.inverse(spec * mask, padded)
-            out.append(y[:, :length].to(torch.float32).cpu().contiguous())
-        return out
+        return _wiener(torch.stack([w[:, g] @ h[g] for g in groups]))  # [K, F, T]
 
 
 # -- STFT ------------------------------------------------------------------------------------------------------------
@@ -199,12 +227,39 @@ def nmf_kl(
 
 
 # -- cues and grouping -----------------------------------------------------------------------------------------------
+def bin_pan(spec: torch.Tensor) -> torch.Tensor | None:
+    """Direction of every time-frequency bin of a stereo STFT [2, F, T]: −1 all left, 0 centre, +1 all right.
+
+    The level difference read as an angle, atan2(|R|, |L|) mapped from [0, π/2] to [−1, 1]: a source panned with any
+    pan law puts its bins at its own pan position wherever it dominates (the W-disjoint orthogonality DUET relies on).
+    None for mono or more than two channels.
+    """
+    if spec.shape[0] != 2:
+        return None
+    return torch.atan2(spec[1].abs(), spec[0].abs()) * (4 / math.pi) - 1
+
+
 def atom_cues(
-    w: torch.Tensor, h: torch.Tensor, origin: torch.Tensor, spec: torch.Tensor, scale: float, stft: _Stft
+    w: torch.Tensor,
+    h: torch.Tensor,
+    origin: torch.Tensor,
+    spec: torch.Tensor,
+    scale: float,
+    stft: _Stft,
+    pan: torch.Tensor | None = None,
+    power: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Six scalar cues per atom (see the module docstring), each a tensor [R]."""
+    """Seven scalar cues per atom (see the module docstring), each a tensor [R]."""
     tiny = 1e-6
     model = w @ h + _EPS
+    # Direction: the power-weighted mean pan of the bins the atom explains (under its own soft mask). Unlike width,
+    # it tells a source on the left from one on the right. Zero without a stereo pair.
+    if pan is not None and power is not None:
+        weighted = power / model
+        on_all = ((w.T @ weighted) * h).sum(dim=1)
+        direction = ((w.T @ (weighted * pan)) * h).sum(dim=1) / (on_all + _EPS)
+    else:
+        direction = torch.zeros(w.shape[1], device=w.device, dtype=w.dtype)
     # Spatial width: the share of the atom's magnitude (under its own soft mask) that is in the channels' deviation
     # from their mean; for stereo that is the side signal |L − R| / 2 against the mid |L + R| / 2. Zero for mono.
     if spec.shape[0] > 1:
@@ -223,7 +278,7 @@ def atom_cues(
     hs = _smooth(h, 3) + tiny * h.mean() + _EPS
     flux = torch.log((hs[:, 1:] - hs[:, :-1]).clamp_min(0).mean(dim=1) / hs.mean(dim=1) + tiny)
     sparsity = torch.log(hs.norm(dim=1) / hs.sum(dim=1) * math.sqrt(hs.shape[1]))
-    return {"part": origin.to(w), "width": width, "flatness": flatness, "centroid": centroid, "flux": flux,
+    return {"part": origin.to(w), "width": width, "direction": direction, "flatness": flatness, "centroid": centroid, "flux": flux,
             "sparsity": sparsity}
 
 
@@ -336,3 +391,50 @@ def _stems(estimates: list[torch.Tensor], mixture: Audio, separator: str) -> Ste
         for i, e in enumerate(estimates)
     ]
     return Stems(sources=sources, mixture=mixture, separator=separator)
+
+
+# -- spatial clustering ----------------------------------------------------------------------------------------------
+@dataclass
+class SpatialClusters:
+    """A K-component Gaussian mixture over the bins' pan positions, weighted by power (DUET's histogram, soft)."""
+
+    centres: torch.Tensor  # [K], −1 … +1, sorted left to right
+    spreads: torch.Tensor  # [K] standard deviations
+    shares: torch.Tensor  # [K] power share
+    posterior: torch.Tensor  # [K, F, T] responsibility of each cluster for each bin
+
+    @property
+    def separation(self) -> float:
+        """The smallest gap between neighbouring centres, in units of their pooled spread (d′)."""
+        if self.centres.numel() < 2:
+            return 0.0
+        gaps = self.centres[1:] - self.centres[:-1]
+        pooled = ((self.spreads[1:].square() + self.spreads[:-1].square()) / 2).sqrt()
+        return float((gaps / pooled).min())
+
+
+def cluster_pan(pan: torch.Tensor, power: torch.Tensor, k: int, iterations: int = 30) -> SpatialClusters:
+    """EM for a 1-D Gaussian mixture on `pan` [F, T] with bin weights `power` [F, T]; starts at power quantiles."""
+    x = pan.reshape(-1).double()
+    wt = power.reshape(-1).double()
+    wt = wt / wt.sum().clamp_min(1e-30)
+    order = torch.argsort(x)
+    cdf = torch.cumsum(wt[order], 0)
+    quantiles = torch.tensor([(i + 0.5) / k for i in range(k)], dtype=x.dtype)
+    centres = x[order][torch.searchsorted(cdf, quantiles).clamp_max(x.numel() - 1)]
+    spreads = torch.full((k,), 0.2, dtype=x.dtype)
+    shares = torch.full((k,), 1.0 / k, dtype=x.dtype)
+    for _ in range(iterations):
+        log_p = (-0.5 * ((x[None] - centres[:, None]) / spreads[:, None]).square() - spreads[:, None].log()
+                 + shares[:, None].clamp_min(1e-12).log())
+        resp = torch.softmax(log_p, dim=0)  # [K, bins]
+        mass = (resp * wt).sum(dim=1).clamp_min(1e-12)
+        centres = (resp * wt * x).sum(dim=1) / mass
+        spreads = ((resp * wt * (x[None] - centres[:, None]).square()).sum(dim=1) / mass).sqrt().clamp_min(0.02)
+        shares = mass / mass.sum()
+    order_k = torch.argsort(centres)
+    centres, spreads, shares = centres[order_k], spreads[order_k], shares[order_k]
+    log_p = (-0.5 * ((x[None] - centres[:, None]) / spreads[:, None]).square() - spreads[:, None].log()
+             + shares[:, None].clamp_min(1e-12).log())
+    resp = torch.softmax(log_p, dim=0).to(pan.dtype).reshape(k, *pan.shape)
+    return SpatialClusters(centres.to(pan.dtype), spreads.to(pan.dtype), shares.to(pan.dtype), resp)
