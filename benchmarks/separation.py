@@ -19,12 +19,13 @@ the mixture for every source, so its improvement is 0 by definition: it is compu
 the mean, the minimum and how many mixtures came out worse than the mixture. RTF = seconds of compute per second of
 audio (lower is faster).
 
-Rows: mixture (no separation), nmf (the built-in default), demucs:NAME and asteroid:MODEL where pretrained weights
-are on this machine (nothing is downloaded; stereo variant only), and demucs_unittest* (demucs' tiny model with
-RANDOM weights: a sanity row for the plumbing, not a quality number).
+Rows: mixture (no separation), nmf (the built-in default), nmf-plain with --baseline (its NMF grouping alone, without
+the direction clusters, the mask floor and the undecided fallback; only the direction atom cue is new), demucs:NAME
+and asteroid:MODEL where pretrained weights are on this machine (nothing is downloaded; stereo variant only), and
+demucs_unittest* (demucs' tiny model with RANDOM weights: a sanity row for the plumbing, not a quality number).
 
     python benchmarks/separation.py [--seconds 8] [--half report|tune|all] [--variants stereo,panned,mono]
-                                    [--json results.json] [--only nmf,mixture]
+                                    [--json results.json] [--only nmf,mixture] [--baseline]
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def via(separator: object) -> Runner:
     return run
 
 
-def runners(only: set[str] | None) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
+def runners(only: set[str] | None, baseline: bool) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
     """name → (runner, every variant? else stereo only); and name → reason for rows that cannot run here."""
     from maestro.separate.dsp import NMFSeparator
 
@@ -148,6 +149,8 @@ def runners(only: set[str] | None) -> tuple[dict[str, tuple[Runner, bool]], dict
         "mixture": (lambda m: [m.mix.clone() for _ in m.sources], True),
         "nmf": (via(NMFSeparator()), True),
     }
+    if baseline:  # the NMF grouping alone: no direction clusters, no mask floor, no fallback
+        rows["nmf-plain"] = (via(NMFSeparator(spatial_threshold=0, mask_floor=0, undecided_entropy=1)), True)
     skipped: dict[str, str] = {}
     try:
         from maestro_demucs.separator import DemucsSeparator
@@ -186,6 +189,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of stereo, panned, mono")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--only", help="comma list of rows to run (e.g. mixture,nmf)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="add the row nmf-plain: spatial_threshold=0 mask_floor=0 undecided_entropy=1")
     args = parser.parse_args()
     if not AUDIO.is_dir():
         sys.exit(f"no recordings at {AUDIO} (the shared folder beside the repository)")
@@ -193,7 +198,7 @@ def main() -> None:
     if not set(variants) <= set(VARIANTS):
         sys.exit(f"--variants takes {', '.join(VARIANTS)}")
 
-    rows, skipped = runners(set(args.only.split(",")) if args.only else None)
+    rows, skipped = runners(set(args.only.split(",")) if args.only else None, args.baseline)
     # (variant, mixture label) → row → SI-SDRi; compute seconds and audio seconds per (variant, row).
     cases = [(v, build(names, args.seconds)) for v in variants for names in pairs(args.half)]
     if "stereo" in variants:

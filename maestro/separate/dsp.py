@@ -1,17 +1,21 @@
-"""The built-in DSP separator: NMF atoms of the spectrogram, grouped into K sources by cues, then Wiener masks.
+"""The built-in DSP separator: direction clusters of a stereo image, else NMF atoms of the spectrogram grouped into
+K sources by cues; soft masks either way.
 
 Method (docs/separation.md says more, with measured numbers and the limits):
 1. STFT of every channel (~46 ms Hann window, 75 % overlap, at the input rate). V = the channel-mean magnitude.
-2. Harmonic/percussive split of V by median filtering (along time for the harmonic part, along frequency for the
-   percussive part), so that no NMF atom has to model a tone and a noise burst at once.
-3. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations.
-4. Every atom gets six scalar cues: which part it came from, how much of its energy is in the channels' difference
-   (spatial width; zero for mono), spectral flatness, spectral centroid, temporal flux, temporal sparsity.
-5. Grouping by recursive binary splits: at each step every group is split along every cue at the threshold that best
-   separates the cue's values (weighted by atom energy); the split kept is the one whose Wiener masks are most
-   decisive and whose groups are most evenly loud (`balance - decisiveness_weight * mask entropy`). K−1 steps give K.
-6. Soft Wiener masks V_k² / Σ_j V_j² from each group's NMF model are applied to the complex STFT of every channel,
-   so the stems add up to the mixture. Stems are ordered from low to high spectral centroid.
+2. Stereo only: every bin's pan position from the channels' level difference; a power-weighted K-component Gaussian
+   mixture over those positions (DUET-style). If its clusters are far apart (d′ ≥ `spatial_threshold`), their
+   posteriors are the masks, left to right, and steps 3–6 are skipped.
+3. Harmonic/percussive split of V by median filtering, so that no NMF atom has to model a tone and a noise burst.
+4. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations.
+5. Every atom gets seven scalar cues: which part it came from, spatial width (side vs mid energy), direction (mean
+   pan of the bins it explains), spectral flatness, spectral centroid, temporal flux, temporal sparsity.
+6. Grouping by recursive binary splits along the cues, scored by `balance − decisiveness_weight · mask entropy`;
+   K−1 steps give K groups, whose NMF models give Wiener masks. If the masks are nearly even everywhere (entropy
+   above `undecided_entropy`) no split is decisive: every stem becomes the mixture scaled by its share, with a
+   warning. Then every mask gets a floor (`mask_floor` of the mixture spread evenly).
+7. The masks are applied to the complex STFT of every channel, so the stems add up to the mixture. NMF stems are
+   ordered from low to high spectral centroid.
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ class NMFSeparator:
             return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
 
     def separate_tensor(self, x: torch.Tensor, sample_rate: int, k: int, ctx: RunContext) -> list[torch.Tensor]:
-        """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off), low to high centroid."""
+        """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off): left to right when the direction
+        clusters decide, else low to high spectral centroid."""
         length = x.shape[-1]
         n_parts = 2 if self.hpss else 1
         per_part = self.atoms if self.atoms > 0 else 8 + 4 * k
@@ -97,7 +102,7 @@ class NMFSeparator:
         power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for clustering and grouping
         pan = bin_pan(spec)
 
-        masks = self._spatial_masks(pan, power, k, ctx)
+        masks = self._spatial_masks(pan, power, k)
         if masks is None:
             masks = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
             undecided = mask_entropy(masks, power)
@@ -117,9 +122,7 @@ class NMFSeparator:
             out.append(y[:, :length].to(torch.float32).cpu().contiguous())
         return out
 
-    def _spatial_masks(
-        self, pan: torch.Tensor | None, power: torch.Tensor, k: int, ctx: RunContext
-    ) -> torch.Tensor | None:
+    def _spatial_masks(self, pan: torch.Tensor | None, power: torch.Tensor, k: int) -> torch.Tensor | None:
         """Soft masks [K, F, T] from K direction clusters, left to right, if the stereo image is informative."""
         if pan is None or self.spatial_threshold <= 0:
             return None
@@ -293,8 +296,8 @@ def atom_cues(
     hs = _smooth(h, 3) + tiny * h.mean() + _EPS
     flux = torch.log((hs[:, 1:] - hs[:, :-1]).clamp_min(0).mean(dim=1) / hs.mean(dim=1) + tiny)
     sparsity = torch.log(hs.norm(dim=1) / hs.sum(dim=1) * math.sqrt(hs.shape[1]))
-    return {"part": origin.to(w), "width": width, "direction": direction, "flatness": flatness, "centroid": centroid, "flux": flux,
-            "sparsity": sparsity}
+    return {"part": origin.to(w), "width": width, "direction": direction, "flatness": flatness, "centroid": centroid,
+            "flux": flux, "sparsity": sparsity}
 
 
 def _smooth(h: torch.Tensor, width: int) -> torch.Tensor:

@@ -67,7 +67,9 @@ def load_safetensors(path: Path) -> Any:
         metadata = file.metadata() or {}
     klass = metadata.get("klass")
     if klass not in MODEL_CLASSES:
-        raise WeightsError(f"refusing to load {path}: its metadata names class {klass!r}, not a demucs model. {REFUSED}")
+        raise WeightsError(
+            f"refusing to load {path}: its metadata names class {klass!r}, not a demucs model. {REFUSED}"
+        )
     if "_class" in metadata.get("structure", ""):  # nested class references (quantised states) would be imported
         classes = sorted(set(_class_names(json.loads(metadata["structure"]))))
         raise WeightsError(f"refusing to load {path}: its state names Python classes {', '.join(classes)}. {REFUSED}")
