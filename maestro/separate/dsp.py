@@ -72,8 +72,8 @@ class NMFSeparator:
         x = mixture_tensor(mixture)
         if k == 1:
             return _stems([x.clone()], mixture, self.name)
-        # The matrices here are small (about 1000 × 16 × 400 per 8 s): one thread is as fast on a quiet machine and
-        # does not stall when another process holds a core (see maestro/separate/threads.py).
+        # The matrices here are small (about 1000 × 16 × 700 per 8 s): a second thread has little to split and
+        # stalls when another process holds a core (see maestro/separate/threads.py).
         with cpu_threads(self.threads):
             return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
 
