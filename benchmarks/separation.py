@@ -19,10 +19,11 @@ the mixture for every source, so its improvement is 0 by definition: it is compu
 the mean, the minimum and how many mixtures came out worse than the mixture. RTF = seconds of compute per second of
 audio (lower is faster).
 
-Rows: mixture (no separation), nmf (the built-in default), nmf-plain with --baseline (its NMF grouping alone, without
-the direction clusters, the mask floor and the undecided fallback; only the direction atom cue is new), demucs:NAME
-and asteroid:MODEL where pretrained weights are on this machine (nothing is downloaded; stereo variant only), and
-demucs_unittest* (demucs' tiny model with RANDOM weights: a sanity row for the plumbing, not a quality number).
+Rows: mixture (no separation), nmf (the built-in default), nmf-plain with --baseline (its NMF grouping alone,
+without the direction clusters, the mask floor, the undecided fallback and the restarts; only the direction atom
+cue is new), demucs:NAME and asteroid:MODEL where pretrained weights are on this machine (nothing is downloaded;
+stereo variant only), and demucs_unittest* (demucs' tiny model with RANDOM weights: a sanity row for the plumbing,
+not a quality number).
 
     python benchmarks/separation.py [--seconds 8] [--half report|tune|all] [--variants stereo,panned,mono]
                                     [--json results.json] [--only nmf,mixture] [--baseline]
@@ -150,7 +151,8 @@ def runners(only: set[str] | None, baseline: bool) -> tuple[dict[str, tuple[Runn
         "nmf": (via(NMFSeparator()), True),
     }
     if baseline:  # the NMF grouping alone: no direction clusters, no mask floor, no fallback
-        rows["nmf-plain"] = (via(NMFSeparator(spatial_threshold=0, mask_floor=0, undecided_entropy=1)), True)
+        plain = NMFSeparator(spatial_threshold=0, mask_floor=0, undecided_entropy=1, restarts=1)
+        rows["nmf-plain"] = (via(plain), True)
     skipped: dict[str, str] = {}
     try:
         from maestro_demucs.separator import DemucsSeparator
@@ -190,7 +192,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--only", help="comma list of rows to run (e.g. mixture,nmf)")
     parser.add_argument("--baseline", action="store_true",
-                        help="add the row nmf-plain: spatial_threshold=0 mask_floor=0 undecided_entropy=1")
+                        help="add the row nmf-plain: spatial_threshold=0 mask_floor=0 undecided_entropy=1 restarts=1")
     args = parser.parse_args()
     if not AUDIO.is_dir():
         sys.exit(f"no recordings at {AUDIO} (the shared folder beside the repository)")

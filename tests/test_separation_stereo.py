@@ -104,7 +104,7 @@ def test_an_undecided_split_falls_back_to_the_mixture_with_a_warning(shared_audi
     ctx = RunContext(seed=0)
     stems = NMFSeparator(iterations="60").separate(Audio(mix, rate), 2, ctx)
     assert len(ctx.warnings) == 1 and "no decisive split" in ctx.warnings[0]  # measured: mask entropy 0.73
-    # (without the fallback, undecided_entropy=1, this split loses 0.6 dB against the mixture)
+    # (without the fallback, undecided_entropy=1, these masks lose 0.6 dB against the mixture)
     # Every stem is the mixture scaled: exactly as good as the mixture, never worse.
     assert abs(improvement(stems, refs, mix)) < 0.01
     assert torch.allclose(stems.sources[0].samples + stems.sources[1].samples, mix, atol=1e-4)

@@ -25,6 +25,7 @@ def register_separators(register):
                 "mask_floor": "share of the mixture added evenly to every stem, 0..1 (default 0.25)",
                 "undecided_entropy": "mask entropy (0..1) above which no split counts as decisive and every stem is "
                 "the mixture scaled by its share, with a warning (default 0.6)",
+                "restarts": "NMF runs from different random starts whose masks are averaged (default 3)",
             },
             license="Apache-2.0",
         )

@@ -7,7 +7,8 @@ Method (docs/separation.md says more, with measured numbers and the limits):
    mixture over those positions (DUET-style). If its clusters are far apart (d′ ≥ `spatial_threshold`), their
    posteriors are the masks, left to right, and steps 3–6 are skipped.
 3. Harmonic/percussive split of V by median filtering, so that no NMF atom has to model a tone and a noise burst.
-4. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations.
+4. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations;
+   steps 4–6 run `restarts` times from different starts and their masks are averaged.
 5. Every atom gets seven scalar cues: which part it came from, spatial width (side vs mid energy), direction (mean
    pan of the bins it explains), spectral flatness, spectral centroid, temporal flux, temporal sparsity.
 6. Grouping by recursive binary splits along the cues, scored by `balance − decisiveness_weight · mask entropy`;
@@ -54,6 +55,7 @@ class NMFSeparator:
         spatial_threshold: Any = 3.0,
         mask_floor: Any = 0.25,
         undecided_entropy: Any = 0.6,
+        restarts: Any = 3,
     ) -> None:
         self.iterations = as_int("iterations", iterations, 1, 100_000)
         self.atoms = as_int("atoms", atoms, 0, 1000)  # per part; 0: 8 + 4·K
@@ -65,6 +67,7 @@ class NMFSeparator:
         self.spatial_threshold = as_float("spatial_threshold", spatial_threshold, 0.0, 1000.0)
         self.mask_floor = as_float("mask_floor", mask_floor, 0.0, 1.0)
         self.undecided_entropy = as_float("undecided_entropy", undecided_entropy, 0.0, 1.0)
+        self.restarts = as_int("restarts", restarts, 1, 20)
 
     # -- public --------------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
@@ -104,8 +107,7 @@ class NMFSeparator:
 
         masks = self._spatial_masks(pan, power, k)
         if masks is None:
-            masks = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
-            undecided = mask_entropy(masks, power)
+            masks, undecided = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
             if undecided > self.undecided_entropy:
                 # Nearly even masks everywhere: no split is decisive, and a wrong one is worse than none. Each stem
                 # gets the mixture scaled by its group's share: exactly as good as the mixture, never worse.
@@ -142,28 +144,47 @@ class NMFSeparator:
         k: int,
         per_part: int,
         ctx: RunContext,
-    ) -> torch.Tensor:
-        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid."""
+    ) -> tuple[torch.Tensor, float]:
+        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid, and how undecided the
+        groupings were (their mean `mask_entropy`).
+
+        With `restarts` > 1, NMF and grouping run again from other random starts and the masks are averaged (each
+        restart's groups matched to the first's by their overlap): one start's luck weighs less. Averaging softens
+        the masks, so how decided a grouping is, is measured on each run's own masks.
+        """
         if self.hpss:
             harm, perc = _hpss(v, stft.frames_for(0.2), stft.bins_for(370.0))
             parts = [harm, perc]
         else:
             parts = [v]
-        gen = ctx.generator(offset=7)
-        ws, hs, origin = [], [], []
-        with ctx.progress("separating (NMF)", self.iterations * len(parts)) as advance:
-            for index, part in enumerate(parts):
-                w, h = nmf_kl(part, per_part, self.iterations, gen, advance)
-                ws.append(w)
-                hs.append(h)
-                origin += [float(index)] * per_part
-        w = torch.cat(ws, dim=1)
-        h = torch.cat(hs, dim=0)
-        cues = atom_cues(w, h, torch.tensor(origin, device=w.device), spec, scale, stft, pan, power)
-        energy = h.sum(dim=1)  # W columns sum to 1
-        groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
-        groups = _order_by_centroid(groups, w, energy)
-        return _wiener(torch.stack([w[:, g] @ h[g] for g in groups]))  # [K, F, T]
+        runs = []
+        with ctx.progress("separating (NMF)", self.iterations * len(parts) * self.restarts) as advance:
+            for restart in range(self.restarts):
+                gen = ctx.generator(offset=7 + 1000 * restart)
+                ws, hs, origin = [], [], []
+                for index, part in enumerate(parts):
+                    w, h = nmf_kl(part, per_part, self.iterations, gen, advance)
+                    ws.append(w)
+                    hs.append(h)
+                    origin += [float(index)] * per_part
+                w = torch.cat(ws, dim=1)
+                h = torch.cat(hs, dim=0)
+                cues = atom_cues(w, h, torch.tensor(origin, device=w.device), spec, scale, stft, pan, power)
+                energy = h.sum(dim=1)  # W columns sum to 1
+                groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
+                groups = _order_by_centroid(groups, w, energy)
+                runs.append(_wiener(torch.stack([w[:, g] @ h[g] for g in groups])))  # [K, F, T]
+        undecided = sum(mask_entropy(masks, power) for masks in runs) / len(runs)
+        return torch.stack([_matched(runs[0], masks, power) for masks in runs]).mean(dim=0), undecided
+
+
+def _matched(reference: torch.Tensor, masks: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    """`masks` [K, F, T] reordered so that each lines up with the `reference` mask it overlaps most (by power)."""
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = torch.einsum("aft,bft,ft->ab", reference.double(), masks.double(), power.double())
+    _, order = linear_sum_assignment(overlap.cpu().numpy(), maximize=True)
+    return masks[torch.as_tensor(order, device=masks.device)]
 
 
 # -- STFT ------------------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Why: torch's intra-op threads (OpenMP) spin-wait for each other. When a matrix is small, splitting it gains little,
 and when another process holds a core, the thread that lands there stalls every parallel step
-(`benchmarks/busy_neighbour.py` measures it side by side; docs/benchmarks.md has the figures). Denormal flushing: NMF's multiplicative updates drive unused activations towards zero,
-where subnormal floats are many times slower on x86; flushing them to zero changes results by less than 1e-38.
+(`benchmarks/busy_neighbour.py` measures it side by side; docs/benchmarks.md has the figures). Denormal flushing:
+NMF's multiplicative updates drive unused activations towards zero, where subnormal floats are many times slower
+on x86; flushing them to zero changes results by less than 1e-38.
 """
 
 from __future__ import annotations
