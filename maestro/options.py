@@ -212,9 +212,9 @@ def _model(owner: str, fields: tuple[tuple[str, Option], ...]) -> Any:
         else:
             annotation = opt.type
         field = pydantic.Field(ge=opt.ge, le=opt.le, allow_inf_nan=False if opt.type is float else None)
+        full: Any = Annotated[annotation, *validators, field]  # type: ignore[valid-type]
         if opt.default is None and not opt.required:
-            annotation = annotation | None
-        full = Annotated[annotation, *validators, field]  # type: ignore[valid-type]
+            full = full | None  # the bounds apply to a value, not to "none given"
         definitions[name] = (full, ... if opt.required else opt.default)
     config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
     return pydantic.create_model(f"Options[{owner}]", __config__=config, **definitions)

@@ -105,7 +105,7 @@ def plan_run(o: RunOptions, registry: Registry) -> RunPlan:
     caps = {spec.label: spec.max_sources for spec in specs.values() if spec.max_sources is not None}
     limit = min(caps.values(), default=None)
     if k is not None and limit is not None and k > limit:
-        who = ", ".join(f"{label} handles at most {cap}" for label, cap in caps.items() if cap < k)
+        who = ", ".join(f"{label} handles at most {cap} sources" for label, cap in caps.items() if cap < k)
         raise UsageError(f"{k} sources were asked for, but {who}")
     notes = tuple(n for n in (registry.clash_note(spec) for spec in specs.values()) if n)
     return RunPlan(inputs=tuple(o.inputs), output=o.output, specs=MappingProxyType(specs),

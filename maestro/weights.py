@@ -27,6 +27,7 @@ class WeightFile:
     url: str = ""  # a plain download URL
     sha256: str = ""  # the published sha256; "" when none is published: the file is reported as unverified
     sha256_prefix: str = ""  # where only the start of the hash is published (demucs names files by it)
+    torch_hub: bool = False  # also found where torch.hub keeps downloads (demucs' own cache)
     size: int = 0  # bytes, 0 when unknown; with a published hash, a file of another size is corrupt unhashed
     license: str = ""
     used_by: str = ""
@@ -84,6 +85,12 @@ def entry(file_id: str) -> WeightFile:
     return known[file_id]
 
 
+def torch_hub_checkpoints() -> Path:
+    """torch.hub's download folder, found as torch finds it (without importing torch)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(home).expanduser() / "hub" / "checkpoints"
+
+
 def local_path(file_id: str) -> Path | None:
     """Where the file is on this machine, or None. Cheap: looks at paths only."""
     wf = catalogue().get(file_id)
@@ -91,6 +98,8 @@ def local_path(file_id: str) -> Path | None:
         return None
     if wf.manual_path.is_file():
         return wf.manual_path
+    if wf.torch_hub and (torch_hub_checkpoints() / wf.filename).is_file():
+        return torch_hub_checkpoints() / wf.filename
     if wf.repo:
         snapshots = hub_cache() / ("models--" + wf.repo.replace("/", "--")) / "snapshots"
         for candidate in sorted(snapshots.glob(f"*/{wf.filename}")):

@@ -490,3 +490,28 @@ def test_each_component_declares_how_many_sources_it_handles(maestro, tmp_path):
     result = maestro("run", MIX, "-k", "8", "--backbone", "videocrafter2", "-o", tmp_path / "out")
     assert result.code == 2 and "backbone 'videocrafter2' handles at most 7" in result.err
     assert not (tmp_path / "out").exists()
+
+
+def test_ready_means_the_default_weights_are_where_the_component_reads_them(maestro, tmp_path, monkeypatch):
+    """demucs and asteroid were "ready" without their default weights; now they say which file is missing and where
+    it goes, and are ready once it is there (demucs also reads torch hub's cache, as demucs itself does)."""
+    import os
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def rows():
+        result = maestro("plugins", "--json")
+        assert result.code == 0, result
+        return {r["name"]: r for r in json.loads(result.out) if r["kind"] == "separator"}
+
+    before = rows()
+    for name in ("demucs", "asteroid"):
+        if before[name]["status"] == "not installed":
+            pytest.skip(f"the {name} plugin is not installed")
+        assert before[name]["status"] == "needs weights", before[name]
+    assert str(Path(os.environ["MAESTRO_WEIGHTS"]) / "955717e8-8726e21a.th") in before["demucs"]["detail"]
+    assert "JorisCos/ConvTasNet_Libri2Mix_sepclean_16k" in before["asteroid"]["detail"]
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "955717e8-8726e21a.th").write_bytes(b"a model")
+    assert rows()["demucs"]["status"] == "ready"

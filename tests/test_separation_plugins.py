@@ -192,13 +192,12 @@ def test_asteroid_packages_that_need_care(tmp_path):
         asteroid.AsteroidSeparator(weights=str(tmp_path / "norate.pth")).model()
     assert asteroid.AsteroidSeparator(weights=str(tmp_path / "norate.pth"), sample_rate="8000").model().sample_rate \
         == 8000
-    # A package holding arbitrary Python objects needs the user's explicit trust.
+    # A package holding arbitrary Python objects is refused: Maestro never unpickles what can run code.
     package["infos"]["extra"] = _Opaque()
     torch.save(package, tmp_path / "pickled.pth")
-    with pytest.raises(WeightsError, match="trust_pickle=true"):
+    with pytest.raises(WeightsError, match="never unpickles"):
         asteroid.AsteroidSeparator(weights=str(tmp_path / "pickled.pth"), sample_rate="8000").model()
-    trusted = asteroid.AsteroidSeparator(weights=str(tmp_path / "pickled.pth"), sample_rate="8000",
-                                         trust_pickle="true")
+    trusted = asteroid.AsteroidSeparator(weights=str(tmp_path / "norate.pth"), sample_rate="8000")
     mix = noise(2, 2000, 44100)
     stems = trusted.separate(mix, 1, RunContext())
     assert len(stems) == 1 and stems.sources[0].samples.shape == (2, 2000)

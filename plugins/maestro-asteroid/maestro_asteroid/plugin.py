@@ -1,7 +1,10 @@
 """Registers the `asteroid` separator. Cheap: asteroid and torch load only when the separator is used."""
 
 from maestro.hookspecs import hookimpl
+from maestro.options import Option
 from maestro.registry import ComponentSpec
+
+DEFAULT_WEIGHTS = "asteroid-convtasnet-libri2mix-16k"  # registry id of the default model's file
 
 
 @hookimpl
@@ -15,15 +18,17 @@ def register_separators(register):
             packages=("asteroid",),
             gpu="optional",
             license="MIT (asteroid code); each model's weights carry the license on their model card",
+            weights=(DEFAULT_WEIGHTS,),  # the default model's file, where the Hugging Face hub cache keeps it
             options={
-                "model": "a model package file, or a hub / Zenodo id "
-                "(default JorisCos/ConvTasNet_Libri2Mix_sepclean_16k)",
-                "weights": "a local model package (the dict asteroid's model.serialize() gives, saved with torch.save)",
-                "download": "let asteroid download a missing hub model (default false; needs internet)",
-                "trust_pickle": "load packages that hold Python objects beyond tensors (weights_only=False; "
-                "only for files you trust; default false)",
-                "sample_rate": "the model's rate in Hz, for packages that do not record it",
-                "segment": "seconds per chunk for long inputs (default 20; 0 = whole input at once)",
+                "model": Option(str, "JorisCos/ConvTasNet_Libri2Mix_sepclean_16k", "a model package file, or a hub / "
+                                "Zenodo id"),
+                "weights": Option(str, None, "a local model package (the dict asteroid's model.serialize() gives, "
+                                  "saved with torch.save)"),
+                "download": Option(bool, False, "let asteroid download a missing hub model (needs internet)"),
+                "sample_rate": Option(float, None, "the model's rate in Hz, for packages that do not record it",
+                                      ge=1000, le=384000),
+                "segment": Option(float, 20.0, "seconds per chunk for long inputs (0 = whole input at once)", ge=0,
+                                  le=3600),
             },
         )
     )

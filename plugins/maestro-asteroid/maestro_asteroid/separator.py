@@ -3,9 +3,9 @@
 Loading: a model package is the dict asteroid's `model.serialize()` returns (`model_name`, `model_args`,
 `state_dict`, `infos`), saved with `torch.save`. Asteroid's own `from_pretrained(path)` calls `torch.load` with the
 default `weights_only=True` of torch ≥ 2.6 and fails on `infos` (it holds a `torch.torch_version.TorchVersion`), so
-the package is loaded here with `weights_only=True` and exactly that harmless `str` subclass allowed; files holding
-anything else need `trust_pickle=true` (then `weights_only=False`). The model is built with asteroid's own class for
-`model_name` and `load_state_dict`.
+the package is loaded here with `weights_only=True` and exactly that harmless `str` subclass allowed; a file holding
+anything else is refused (Maestro never unpickles a file that can run code). The model is built with asteroid's own
+class for `model_name` and `load_state_dict`.
 
 Separation: the mixture is resampled to the model's rate; every channel is separated on its own (the models are
 mono) and the sources of channels 2.. are put in the order of channel 1's by correlation (an optimal assignment,
@@ -40,7 +40,6 @@ class AsteroidSeparator:
         model: str = DEFAULT_MODEL,
         weights: str | None = None,
         download: Any = False,
-        trust_pickle: Any = False,
         sample_rate: Any = None,
         segment: Any = 20.0,
     ) -> None:
@@ -48,7 +47,6 @@ class AsteroidSeparator:
         self.source = str(model).strip() or DEFAULT_MODEL
         self.weights = Path(str(weights)).expanduser() if weights not in (None, "") else None
         self.download = as_bool("download", download)
-        self.trust_pickle = as_bool("trust_pickle", trust_pickle)
         rate = sample_rate not in (None, "")
         self.sample_rate = as_float("sample_rate", sample_rate, 1000, 384_000) if rate else None
         self.segment = as_float("segment", segment, 0.0, 3600.0)
@@ -64,7 +62,7 @@ class AsteroidSeparator:
                     if not self.download:
                         raise WeightsError(missing_model_message(self.source))
                     path = _download(self.source)
-            package = load_package(path, trust_pickle=self.trust_pickle)
+            package = load_package(path)
             self._model = build_model(package, self.sample_rate or _known_rate(self.source))
         return self._model
 
@@ -98,7 +96,7 @@ class AsteroidSeparator:
 
 
 # -- model package ---------------------------------------------------------------------------------------------------
-def load_package(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
+def load_package(path: Path) -> dict[str, Any]:
     """The serialised model dict, loaded with `weights_only=True` (see the module docstring)."""
     if not path.is_file():
         raise WeightsError(f"asteroid model package {path}: the file does not exist")
@@ -109,16 +107,11 @@ def load_package(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
         with torch.serialization.safe_globals([TorchVersion]):
             package = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - UnpicklingError and friends: say what to do
-        if not trust_pickle:
-            raise WeightsError(
-                f"{path} could not be loaded as plain tensors ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-                "If it is an asteroid model package from a source you trust, add trust_pickle=true"
-            ) from exc
-        try:
-            # The user said they trust this file: a full unpickle is the only way to read what it holds.
-            package = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001
-            raise WeightsError(f"{path} is not a torch file ({type(exc2).__name__}: {exc2})") from exc2
+        raise WeightsError(
+            f"refusing to load {path}: it is not plain tensors and values ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}). Maestro never unpickles a file that can run code; re-save the package "
+            "from a trusted environment with torch.save({'model_name': ..., 'model_args': ..., 'state_dict': ...})"
+        ) from exc
     if not isinstance(package, dict) or not {"model_name", "model_args", "state_dict"} <= set(package):
         keys = ", ".join(sorted(map(str, package))) if isinstance(package, dict) else type(package).__name__
         raise WeightsError(

@@ -27,6 +27,7 @@ from maestro.errors import UsageError, WeightsError
 from maestro.separate.adapt import fit_length, make_stems, mixture_tensor, resample, seeded, to_channels
 from maestro.options import as_bool, as_float, as_int, as_list, check_sources
 from maestro.types import Audio, Stems
+from maestro.weights import torch_hub_checkpoints
 from maestro_demucs.safe_load import load_safetensors, load_th
 
 DEFAULT_MODEL = "htdemucs"
@@ -294,10 +295,6 @@ def _bag_signatures(name: str) -> list[str] | None:
 
 def known_models() -> list[str]:
     return sorted(_catalogue()[1])
-
-
-def torch_hub_checkpoints() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def _load_cached(name: str) -> Any | None:
