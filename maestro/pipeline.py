@@ -60,8 +60,11 @@ class Pipeline:
         plugins: Plugins | None = None,
         task: Callable[[str, int], contextlib.AbstractContextManager[Any]] | None = None,
         on_stage: Callable[[str, str], None] | None = None,
+        components: Callable[..., Any] | None = None,
     ) -> None:
         self.options = options
+        # components(spec, options, **context) builds a component; `maestro batch` passes a pool that reuses them.
+        self.build_component = components or (lambda spec, opts, **context: spec.build(opts, **context))
         self.plugins = plugins or get_plugins()
         self.ctx = RunContext(device=resolve_device(options.device), seed=options.seed, task=task)
         self.cache = StageCache(enabled=options.use_cache)
@@ -120,7 +123,7 @@ class Pipeline:
             )
 
     def _build(self, kind: str) -> Any:
-        return self.specs[kind].build(self.stage_options[kind])
+        return self.build_component(self.specs[kind], self.stage_options[kind])
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -163,7 +166,8 @@ class Pipeline:
             hook = None
             if "attention_hook" in self.specs:
                 if getattr(backbone, "uses_attention_hooks", True):
-                    hook = self.specs["attention_hook"].build(self.stage_options["attention_hook"], layout=layout)
+                    hook = self.build_component(self.specs["attention_hook"], self.stage_options["attention_hook"],
+                                                layout=layout)
                 else:  # e.g. the storyboard: no attention layers, so the manifest must not claim a hook ran
                     self.components.pop("attention_hook")
                     if self.options.hook not in ("auto", None):

@@ -25,6 +25,8 @@ def cli(debug: bool) -> None:
 
 
 def _add_commands() -> None:
+    from maestro.cli.batch import batch
+    from maestro.cli.eval import eval_command
     from maestro.cli.listing import info, plugins_command
     from maestro.cli.run import run
     from maestro.cli.weights import weights_group
@@ -35,6 +37,8 @@ def _add_commands() -> None:
     cli.add_command(plugins_command, name="list")
     cli.add_command(info)
     cli.add_command(weights_group)
+    cli.add_command(batch)
+    cli.add_command(eval_command)
     get_plugins().add_commands(cli)
 
 
