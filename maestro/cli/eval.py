@@ -13,7 +13,7 @@ import click
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (one folder: its report; several: a list and the means).")
 def eval_command(folders: tuple[Path, ...], as_json: bool) -> None:
-    """Score the output folders of `maestro run`: per-region AV-Align and onset–flow correlation, region accuracy.
+    """Score the output folders of `maestro run`: per-region loudness–flow correlation and AV-Align, region accuracy.
 
     \b
     Rows are the sources in manifest order, columns their regions; region accuracy is the share of sources whose own
@@ -44,7 +44,7 @@ def _means(reports: list[dict]) -> dict[str, float | None]:
 
     return {"region_accuracy": mean([r["regions"]["accuracy"] for r in reports]),
             "av_align": mean([r["av_align"] for r in reports]),
-            "onset_flow": mean([r["onset_flow"] for r in reports]),
+            "loudness_flow": mean([r["loudness_flow"] for r in reports]),
             "av_align_region_accuracy": mean([r["matrices"]["av_align"]["accuracy"] for r in reports])}
 
 
@@ -56,16 +56,17 @@ def _table(reports: list[dict], means: dict[str, float | None]) -> None:
         return "—" if value is None else f"{value:.3f}"
 
     metric = reports[0]["regions"]["metric"]
-    table = Table(title="maestro eval", title_justify="left")
-    for column in ("run", "sources", f"region accuracy ({metric})", "region accuracy (av_align)", "AV-Align",
-                   "onset–flow"):
-        table.add_column(column)
+    table = Table(title=f"maestro eval (region accuracy by {metric}; whole video: AV-Align, loudness–flow)",
+                  title_justify="left")
+    table.add_column("run", overflow="fold")
+    for column in ("sources", "accuracy", "by AV-Align", "AV-Align", "loudness–flow"):
+        table.add_column(column, no_wrap=True)
     for r in reports:
         table.add_row(r["folder"], str(len(r["sources"])), cell(r["regions"]["accuracy"]),
-                      cell(r["matrices"]["av_align"]["accuracy"]), cell(r["av_align"]), cell(r["onset_flow"]))
+                      cell(r["matrices"]["av_align"]["accuracy"]), cell(r["av_align"]), cell(r["loudness_flow"]))
     if len(reports) > 1:
         table.add_row("[bold]mean", "", cell(means["region_accuracy"]), cell(means["av_align_region_accuracy"]),
-                      cell(means["av_align"]), cell(means["onset_flow"]))
+                      cell(means["av_align"]), cell(means["loudness_flow"]))
     console = Console()
     console.print(table)
     for r in reports:

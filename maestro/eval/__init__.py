@@ -4,8 +4,9 @@ For every (source, region) pair the source's stem is compared with the motion in
 
 * `av_align`  — AV-Align (TempoTokens, Yariv et al., AAAI 2024): audio onsets against optical-flow peaks, IoU within
   ±1 frame. Peaks are sparse on short clips, so its matrix is noisy.
-* `onset_flow` — the Pearson correlation of the two curves AV-Align takes its peaks from (onset strength and mean
-  flow magnitude, one value per video frame): it uses every frame, so it is the metric of the region matrix.
+* `loudness_flow` — the Pearson correlation, over every frame, of how much the source's loudness changes (|ΔRMS|)
+  with the region's mean flow magnitude: dense, and the metric of the region matrix (docs/reproducing.md says why).
+* `onset_flow` — the same with the onset strength, the curve AV-Align takes its onsets from.
 * `imagebind` — ImageBind audio–vision similarity per (source, region crop), only where the weights are present.
 
 `evaluate(folder)` returns the report that `maestro eval` writes to `eval.json` beside the manifest.

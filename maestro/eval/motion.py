@@ -1,4 +1,5 @@
-"""Motion in a region: the mean optical-flow magnitude (OpenCV Farnebäck) between consecutive frames of its crop."""
+"""Motion in a region: the mean optical-flow magnitude (OpenCV Farnebäck) between consecutive frames of its crop,
+and how well a per-frame audio curve follows it."""
 
 from __future__ import annotations
 
@@ -23,3 +24,13 @@ def flow_curve(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray
         flow = cv2.calcOpticalFlowFarneback(prev, curr, None, *FARNEBACK)
         values.append(float(cv2.magnitude(flow[..., 0], flow[..., 1]).mean()))
     return np.asarray(values[:1] + values, dtype=np.float64)
+
+
+def correlation(audio: np.ndarray, motion: np.ndarray) -> float:
+    """Pearson correlation of a per-frame audio curve with a flow curve, over frames 1… (frame 0's flow is a copy,
+    not a measurement); 0 where either is constant (a silent source, a still region: no evidence either way)."""
+    n = min(len(audio), len(motion))
+    a, b = audio[1:n], motion[1:n]
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])

@@ -1,6 +1,6 @@
-"""The dense weight-free score: Pearson correlation of a source's onset strength with a region's flow curve.
+"""A dense companion of AV-Align: the correlation of a source's onset strength with a region's flow curve.
 
-These are the two curves AV-Align takes its peaks from, but compared at every frame instead of at a handful of peaks.
+These are the two curves AV-Align takes its peaks from, compared at every frame instead of at a handful of peaks.
 The onset strength is computed with one hop per video frame, so that value t measures how much the spectrum changed
 from frame t-1 to frame t: the same interval as the flow value t.
 """
@@ -19,12 +19,3 @@ def onset_curve(samples: np.ndarray, fps: float, frames: int) -> np.ndarray:
     hop = max(1, int(round(ANALYSIS_RATE / fps)))
     curve = librosa.onset.onset_strength(y=samples, sr=ANALYSIS_RATE, hop_length=hop)[:frames]
     return np.pad(curve, (0, frames - len(curve))).astype(np.float64)
-
-
-def correlation(audio: np.ndarray, motion: np.ndarray) -> float:
-    """Pearson correlation; 0 where either curve is constant (a silent source or a still region: no evidence)."""
-    n = min(len(audio), len(motion))
-    a, b = audio[:n], motion[:n]
-    if n < 2 or np.std(a) == 0 or np.std(b) == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])

@@ -12,11 +12,12 @@ import numpy as np
 
 from maestro.eval.av_align import audio_peaks, av_align, video_peaks
 from maestro.eval.imagebind import imagebind_matrix
-from maestro.eval.motion import flow_curve
-from maestro.eval.onset_flow import correlation, onset_curve
+from maestro.eval.loudness_flow import loudness_change_curve
+from maestro.eval.motion import correlation, flow_curve
+from maestro.eval.onset_flow import onset_curve
 from maestro.eval.run_folder import RunFolder, read_run_folder
 
-REGION_METRIC = "onset_flow"  # docs/reproducing.md: dense, and it finds every source in the example runs
+REGION_METRIC = "loudness_flow"  # docs/reproducing.md: of the three, the one that finds the sources
 REPORT_FILE = "eval.json"
 
 
@@ -30,9 +31,10 @@ def evaluate(folder: Path) -> dict[str, Any]:
     onsets = [audio_peaks(s) for s in run.stems]
     peaks = [video_peaks(m, run.fps) for m in motion]
     align = [[av_align(o, p, run.fps) for p in peaks] for o in onsets]
-    audio = [onset_curve(s, run.fps, frames) for s in run.stems]
-    dense = [[correlation(a, m) for m in motion] for a in audio]
-    matrices = {"onset_flow": dense, "av_align": align}
+    matrices = {"av_align": align}
+    for name, curve in (("loudness_flow", loudness_change_curve), ("onset_flow", onset_curve)):
+        audio = [curve(s, run.fps, frames) for s in run.stems]
+        matrices[name] = [[correlation(a, m) for m in motion] for a in audio]
 
     whole_motion = flow_curve(run.frames, whole)
     report: dict[str, Any] = {
@@ -41,7 +43,7 @@ def evaluate(folder: Path) -> dict[str, Any]:
         "regions": {"metric": REGION_METRIC, "matrix": _rounded(matrices[REGION_METRIC]),
                     "accuracy": region_accuracy(matrices[REGION_METRIC])},
         "av_align": _round(av_align(audio_peaks(run.soundtrack), video_peaks(whole_motion, run.fps), run.fps)),
-        "onset_flow": _round(correlation(onset_curve(run.soundtrack, run.fps, frames), whole_motion)),
+        "loudness_flow": _round(correlation(loudness_change_curve(run.soundtrack, run.fps, frames), whole_motion)),
         "matrices": {name: {"matrix": _rounded(m), "accuracy": region_accuracy(m)} for name, m in matrices.items()},
         "imagebind": imagebind_matrix(run),
         "peaks": {"onsets": [len(o) for o in onsets], "motion": [len(p) for p in peaks]},

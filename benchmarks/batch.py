@@ -1,0 +1,131 @@
+"""`maestro batch` throughput with 1 and 2 processes, side by side, then `maestro eval` on the example runs.
+
+Throughput: the same JOBS (the example mixture through the DSP default — nmf, spectral, storyboard —, each job with its
+own seed and --no-cache, so every job does all the work) run as
+  A  `maestro batch JOBS`                                          one process, 2 torch threads
+  B  `accelerate launch --multi_gpu --num_processes 2 -m maestro batch JOBS`   two processes, 1 thread each (gloo)
+interleaved A, B, A, B, ... into fresh output folders; wall time includes start-up (imports, process launch).
+
+Eval: the example runs (per-source files with LR and TD, the mixture with nmf and LR / TD / auto, and two-source runs
+of ../shared/audio) are made with one `maestro batch`, then scored with `maestro eval --json`.
+
+    python benchmarks/batch.py [--jobs 8] [--rounds 2] [--seconds 4] [--skip-throughput] [--skip-eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AUDIO = REPO / "examples" / "audio"
+SHARED = REPO.parent / "shared" / "audio"
+SHARED_PAIRS = [("dog", "drum", "LR"), ("cello", "thunder", "TD"), ("guitar", "car", "LR"), ("violin", "trumpet", "TD")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-eval", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="maestro-bench-batch-") as tmp:
+        work = Path(tmp)
+        if not args.skip_throughput:
+            throughput(work, args.jobs, args.rounds, args.seconds)
+        if not args.skip_eval:
+            evaluate_examples(work)
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.setdefault("MAESTRO_CACHE", str(Path(tempfile.gettempdir()) / "maestro-bench-cache"))
+    return env
+
+
+def _write_jobs(path: Path, jobs: list[list[str]]) -> Path:
+    path.write_text("".join(json.dumps({"args": a, "id": Path(a[a.index("-o") + 1]).name}) + "\n" for a in jobs))
+    return path
+
+
+def throughput(work: Path, count: int, rounds: int, seconds: float) -> None:
+    commands = {
+        "1 process": [sys.executable, "-m", "maestro", "batch"],
+        "2 processes": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                        "-m", "maestro", "batch"],
+    }
+    threads = {"1 process": 2, "2 processes": 1}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for r in range(rounds):
+        for name, command in commands.items():  # interleaved: A, B, A, B, ...
+            out = work / f"throughput-{r}-{name.replace(' ', '-')}"
+            jobs = _write_jobs(out.with_suffix(".jsonl"), [
+                [str(AUDIO / "thunder_piano.wav"), "-o", str(out / f"job{i}"), "--seconds", str(seconds),
+                 "--seed", str(i), "--no-cache"] for i in range(count)])
+            start = time.perf_counter()
+            result = subprocess.run([*command, str(jobs), "-q"], capture_output=True, text=True,
+                                    env=_env(threads[name]))
+            times[name].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                sys.exit(f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    base = statistics.median(times["1 process"])
+    print(f"## batch throughput: {count} jobs (thunder_piano.wav, {seconds:g} s, nmf + storyboard, --no-cache), "
+          f"median of {rounds} interleaved rounds, {os.cpu_count()} CPU cores\n")
+    print("| launch | median wall time | jobs / minute | speed-up |")
+    print("| --- | --- | --- | --- |")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.1f} s | {60 * count / median:.1f} | {base / median:.2f}× |")
+    print(f"\nall rounds (s): " + "; ".join(f"{n}: {', '.join(f'{v:.1f}' for v in t)}" for n, t in times.items()))
+
+
+def evaluate_examples(work: Path) -> None:
+    out = work / "examples"
+    jobs = [[str(AUDIO / "piano.wav"), str(AUDIO / "thunder.wav"), "--layout", layout, "-o",
+             str(out / f"piano+thunder-{layout}")] for layout in ("LR", "TD")]
+    jobs += [[str(AUDIO / "thunder_piano.wav"), "--layout", layout, "-o", str(out / f"thunder_piano-nmf-{layout}")]
+             for layout in ("LR", "TD", "auto")]
+    if SHARED.is_dir():
+        jobs += [[str(SHARED / f"{a}.wav"), str(SHARED / f"{b}.wav"), "--layout", layout, "-o",
+                  str(out / f"{a}+{b}-{layout}")] for a, b, layout in SHARED_PAIRS]
+    made = subprocess.run([sys.executable, "-m", "maestro", "batch", str(_write_jobs(work / "examples.jsonl", jobs)),
+                           "-q"], capture_output=True, text=True, env=_env(2))
+    if made.returncode != 0:
+        sys.exit(f"the example runs failed:\n{made.stderr[-3000:]}")
+    folders = [args[args.index("-o") + 1] for args in jobs]
+    scored = subprocess.run([sys.executable, "-m", "maestro", "eval", *folders, "--json"], capture_output=True,
+                            text=True, env=_env(2))
+    if scored.returncode != 0:
+        sys.exit(f"maestro eval failed:\n{scored.stderr[-3000:]}")
+    result = json.loads(scored.stdout)
+    print("\n## maestro eval on the example runs (storyboard, default size 512×320 at 8 fps)\n")
+    print("| run | region accuracy (onset_flow) | region accuracy (av_align) | own-region onset_flow | "
+          "AV-Align (whole video) |")
+    print("| --- | --- | --- | --- | --- |")
+    for run in result["runs"]:
+        matrix = run["regions"]["matrix"]
+        own = sum(matrix[k][k] for k in range(len(matrix))) / len(matrix)
+        print(f"| {Path(run['folder']).name} | {run['regions']['accuracy']:.2f} | "
+              f"{run['matrices']['av_align']['accuracy']:.2f} | {own:.3f} | {_cell(run['av_align'])} |")
+    mean = result["mean"]
+    print(f"| **mean** | **{mean['region_accuracy']:.2f}** | {mean['av_align_region_accuracy']:.2f} | | "
+          f"{_cell(mean['av_align'])} |")
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
