@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO / "examples" / "audio"
 SHARED = REPO.parent / "shared" / "audio"
-SHARED_PAIRS = [("dog", "drum", "LR"), ("cello", "thunder", "TD"), ("guitar", "car", "LR"), ("violin", "trumpet", "TD")]
+SHARED_RUNS = [(("dog", "drum"), "LR"), (("cello", "thunder"), "TD"), (("guitar", "car"), "LR"),
+               (("violin", "trumpet"), "TD"), (("cat", "piano"), "TD"), (("ambulance", "female_singing"), "LR"),
+               (("drum", "violin"), "TD"), (("trumpet", "dog"), "LR"), (("dog", "drum", "violin"), "grid"),
+               (("cat", "car", "cello", "guitar"), "grid")]
+METRICS = ("loudness_flow", "onset_flow", "av_align")
 
 
 def main() -> None:
@@ -73,12 +78,13 @@ def throughput(work: Path, count: int, rounds: int, seconds: float) -> None:
             jobs = _write_jobs(out.with_suffix(".jsonl"), [
                 [str(AUDIO / "thunder_piano.wav"), "-o", str(out / f"job{i}"), "--seconds", str(seconds),
                  "--seed", str(i), "--no-cache"] for i in range(count)])
+            port = ["--main_process_port", str(_free_port())] if "accelerate.commands.launch" in command else []
             start = time.perf_counter()
-            result = subprocess.run([*command, str(jobs), "-q"], capture_output=True, text=True,
-                                    env=_env(threads[name]))
+            launch = [*command[:-3], *port, *command[-3:]]  # the port goes to the launcher, before `-m maestro`
+            result = subprocess.run([*launch, str(jobs), "-q"], capture_output=True, text=True, env=_env(threads[name]))
             times[name].append(time.perf_counter() - start)
             if result.returncode != 0:
-                sys.exit(f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+                sys.exit(f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[:4000]}")
     base = statistics.median(times["1 process"])
     print(f"## batch throughput: {count} jobs (thunder_piano.wav, {seconds:g} s, nmf + storyboard, --no-cache), "
           f"median of {rounds} interleaved rounds, {os.cpu_count()} CPU cores\n")
@@ -97,8 +103,8 @@ def evaluate_examples(work: Path) -> None:
     jobs += [[str(AUDIO / "thunder_piano.wav"), "--layout", layout, "-o", str(out / f"thunder_piano-nmf-{layout}")]
              for layout in ("LR", "TD", "auto")]
     if SHARED.is_dir():
-        jobs += [[str(SHARED / f"{a}.wav"), str(SHARED / f"{b}.wav"), "--layout", layout, "-o",
-                  str(out / f"{a}+{b}-{layout}")] for a, b, layout in SHARED_PAIRS]
+        jobs += [[*(str(SHARED / f"{name}.wav") for name in names), "--layout", layout, "-o",
+                  str(out / f"{'+'.join(names)}-{layout}")] for names, layout in SHARED_RUNS]
     made = subprocess.run([sys.executable, "-m", "maestro", "batch", str(_write_jobs(work / "examples.jsonl", jobs)),
                            "-q"], capture_output=True, text=True, env=_env(2))
     if made.returncode != 0:
@@ -108,19 +114,30 @@ def evaluate_examples(work: Path) -> None:
                             text=True, env=_env(2))
     if scored.returncode != 0:
         sys.exit(f"maestro eval failed:\n{scored.stderr[-3000:]}")
-    result = json.loads(scored.stdout)
-    print("\n## maestro eval on the example runs (storyboard, default size 512×320 at 8 fps)\n")
-    print("| run | region accuracy (onset_flow) | region accuracy (av_align) | own-region onset_flow | "
-          "AV-Align (whole video) |")
-    print("| --- | --- | --- | --- | --- |")
-    for run in result["runs"]:
-        matrix = run["regions"]["matrix"]
-        own = sum(matrix[k][k] for k in range(len(matrix))) / len(matrix)
-        print(f"| {Path(run['folder']).name} | {run['regions']['accuracy']:.2f} | "
-              f"{run['matrices']['av_align']['accuracy']:.2f} | {own:.3f} | {_cell(run['av_align'])} |")
-    mean = result["mean"]
-    print(f"| **mean** | **{mean['region_accuracy']:.2f}** | {mean['av_align_region_accuracy']:.2f} | | "
-          f"{_cell(mean['av_align'])} |")
+    runs = json.loads(scored.stdout)["runs"]
+    print("\n## maestro eval on the example runs (storyboard, 512×320 at 8 fps, full length)\n")
+    print("Region accuracy by each per-region metric (share of sources whose own region scores highest), and the "
+          "whole-video AV-Align.\n")
+    print(f"| run | K | {' | '.join(METRICS)} | AV-Align, whole video | onsets per source | motion peaks per region |")
+    print("| --- | --- |" + " --- |" * (len(METRICS) + 3))
+    for run in runs:
+        accuracies = " | ".join(f"{run['matrices'][m]['accuracy']:.2f}" for m in METRICS)
+        peaks = run["peaks"]
+        print(f"| {Path(run['folder']).name} | {len(run['sources'])} | {accuracies} | {_cell(run['av_align'])} | "
+              f"{_span(peaks['onsets'])} | {_span(peaks['motion'])} |")
+    means = " | ".join(f"**{statistics.mean(r['matrices'][m]['accuracy'] for r in runs):.2f}**" for m in METRICS)
+    whole = [r["av_align"] for r in runs if r["av_align"] is not None]
+    print(f"| **mean of {len(runs)}** | | {means} | {_cell(statistics.mean(whole) if whole else None)} | | |")
+
+
+def _span(values: list[int]) -> str:
+    return f"{min(values)}–{max(values)}" if min(values) != max(values) else str(values[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _cell(value: float | None) -> str:

@@ -168,7 +168,7 @@ def is_done(job: Job) -> bool:
     folder = Path(job.options.output)
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        recorded = {k: v for k, v in manifest["options"].items() if k not in _PLACEMENT}
+        recorded = {k: v for k, v in manifest["options"].items() if k not in _HOW_IT_RAN}
         inputs = manifest["inputs"]
         files = ["video.mp4", "layout.png", *(s["file"] for s in manifest["stems"])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -182,13 +182,13 @@ def is_done(job: Job) -> bool:
     return all((folder / f).is_file() for f in files)
 
 
-_PLACEMENT = ("output", "device")  # where a job ran, not what it computes: a resumed job may land elsewhere
+_HOW_IT_RAN = ("output", "device", "use_cache")  # not what a job computes: a resumed job may run elsewhere
 
 
 def _recordable(options: "RunOptions") -> dict[str, Any]:
-    """The options as the manifest records them (JSON values), without inputs and placement."""
+    """The options as the manifest records them (JSON values), without inputs and how the job ran."""
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
-              if k != "inputs" and k not in _PLACEMENT}
+              if k != "inputs" and k not in _HOW_IT_RAN}
     return json.loads(json.dumps(values))
 
 

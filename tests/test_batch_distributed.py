@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ def test_two_processes_share_the_jobs(tmp_path):
     # accelerate's multi-process launcher is torch.distributed.run; with no CUDA visible the processes use gloo.
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "maestro", "batch", str(jobs)]
+               "--main_process_port", str(free_port()), "-m", "maestro", "batch", str(jobs)]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -33,3 +34,10 @@ def test_two_processes_share_the_jobs(tmp_path):
         assert (out / "video.mp4").is_file() and (out / "manifest.json").is_file()
     assert "4 ok, 0 failed" in result.stderr  # one summary, from the main process, of every process's jobs
     assert result.stderr.count("maestro batch") == 1
+
+
+def free_port() -> int:
+    """A port nobody listens on: accelerate's default (29500) may be taken by another launch on this machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -65,8 +65,16 @@ def test_shared_sounds_and_several_folders(maestro, tmp_path, shared_audio):
     assert table.code == 0 and "mean" in table.out and "accuracy" in table.out, table
 
 
-def test_bad_folders_get_clear_errors(maestro, tmp_path):
+def test_bad_folders_get_clear_errors(maestro, tmp_path, monkeypatch):
     out = make_run(maestro, tmp_path / "run", AUDIO / "piano.wav", AUDIO / "thunder.wav")
+
+    # A broken ImageBind weights file: that matrix is absent, with the reason; the weight-free scores stand.
+    monkeypatch.setenv("MAESTRO_WEIGHTS", str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "imagebind_huge.pth").write_bytes(b"not a checkpoint")
+    report = evaluate(maestro, out)
+    assert report["imagebind"]["matrix"] is None and report["regions"]["accuracy"] == 1.0
+    assert "could not read" in report["imagebind"]["reason"] and "imagebind_huge.pth" in report["imagebind"]["reason"]
 
     def fails(folder, message, code=1):
         result = maestro("eval", folder)

@@ -53,7 +53,10 @@ def read_run_folder(path: Path) -> RunFolder:
     if manifest["layout"].get("moving"):
         notes.append("the layout moves: regions are taken from the first frame (the manifest keeps no other)")
     height, width = frames.shape[1:]
-    layout = Layout(boxes=[[box] for box in first_frame], labels=labels)
+    try:
+        layout = Layout(boxes=[[box] for box in first_frame], labels=labels)
+    except ValueError as exc:
+        raise InputError(f"{path / 'manifest.json'} has a region that is not a box in the frame ({exc})") from exc
     boxes = [layout.pixel_box(k, 0, height, width) for k in range(len(labels))]
     return RunFolder(path, manifest, labels, stems, soundtrack, frames, fps, boxes, notes)
 
