@@ -227,7 +227,11 @@ def run_jobs(jobs: list[Job], log: Path, dry_run: bool = False,
             results += _run_mine(mine, state, log, show)
     if not dry_run:
         _append_log(log, [r for r in results if r.status == "skipped"])
-    gathered = gather_object([asdict(r) for r in results]) if state.num_processes > 1 else [asdict(r) for r in results]
+    gathered = [asdict(r) for r in results]
+    if state.num_processes > 1:
+        gathered = gather_object(gathered)
+        # Left to interpreter exit, gloo's threads can die mid-teardown and abort the process (SIGABRT).
+        state.destroy_process_group()
     order = {job.id: i for i, job in enumerate(jobs)}
     return sorted((JobResult(**r) for r in gathered), key=lambda r: order[r.id])
 

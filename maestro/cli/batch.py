@@ -35,8 +35,9 @@ def batch(jobs: Path, log: Path | None, dry_run: bool, quiet: bool) -> int:
 
     job_list = read_jobs(jobs)
     log = log or jobs.with_name(jobs.stem + ".log.jsonl")
+    main_process = process_state().is_main_process
     results = run_jobs(job_list, log, dry_run=dry_run, show=None if quiet else _progress)
-    if process_state().is_main_process and not (quiet and not dry_run):
+    if main_process and not (quiet and not dry_run):
         _summary(results, dry_run, log)
     return 1 if any(r.status == "failed" for r in results) else 0
 
