@@ -1,10 +1,12 @@
 """`maestro batch` throughput with 1 and 2 processes, side by side, then `maestro eval` on the example runs.
 
-Throughput: the same JOBS (the example mixture through the DSP default — nmf, spectral, storyboard —, each job with its
-own seed and --no-cache, so every job does all the work) run as
-  A  `maestro batch JOBS`                                          one process, 2 torch threads
-  B  `accelerate launch --multi_gpu --num_processes 2 -m maestro batch JOBS`   two processes, 1 thread each (gloo)
-interleaved A, B, A, B, ... into fresh output folders; wall time includes start-up (imports, process launch).
+Throughput: the same JOBS (the example mixture through the DSP default — nmf, spectral, storyboard —, all with seed 0,
+so every job does the same work, and --no-cache, so each does all of it) run as
+  A  `maestro batch JOBS`                                          one process, 2 torch threads (the default here)
+  B  the same with OMP_NUM_THREADS=1                               one process, 1 thread
+  C  `accelerate launch --multi_gpu --num_processes 2 -m maestro batch JOBS`   two processes, 1 thread each (gloo)
+interleaved A, B, C, A, B, C, ... into fresh output folders, after one uncounted warm-up round of each; wall time includes
+start-up (imports, process launch).
 
 Eval: the example runs (per-source files with LR and TD, the mixture with nmf and LR / TD / auto, and two-source runs
 of ../shared/audio) are made with one `maestro batch`, then scored with `maestro eval --json`.
@@ -65,29 +67,31 @@ def _write_jobs(path: Path, jobs: list[list[str]]) -> Path:
 
 def throughput(work: Path, count: int, rounds: int, seconds: float) -> None:
     commands = {
-        "1 process": [sys.executable, "-m", "maestro", "batch"],
-        "2 processes": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "1 process, 2 threads": [sys.executable, "-m", "maestro", "batch"],
+        "1 process, 1 thread": [sys.executable, "-m", "maestro", "batch"],
+        "2 processes, 1 thread each": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                         "-m", "maestro", "batch"],
     }
-    threads = {"1 process": 2, "2 processes": 1}
+    threads = {"1 process, 2 threads": 2, "1 process, 1 thread": 1, "2 processes, 1 thread each": 1}
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for r in range(rounds):
+    for r in range(-1, rounds):  # round -1 warms the disk cache and imports, and is not counted
         for name, command in commands.items():  # interleaved: A, B, A, B, ...
-            out = work / f"throughput-{r}-{name.replace(' ', '-')}"
+            out = work / f"throughput-{r}-{name.replace(' ', '-').replace(',', '')}"
             jobs = _write_jobs(out.with_suffix(".jsonl"), [
                 [str(AUDIO / "thunder_piano.wav"), "-o", str(out / f"job{i}"), "--seconds", str(seconds),
-                 "--seed", str(i), "--no-cache"] for i in range(count)])
+                 "--no-cache"] for i in range(count)])
             port = ["--main_process_port", str(_free_port())] if "accelerate.commands.launch" in command else []
             start = time.perf_counter()
             launch = [*command[:-3], *port, *command[-3:]]  # the port goes to the launcher, before `-m maestro`
             result = subprocess.run([*launch, str(jobs), "-q"], capture_output=True, text=True, env=_env(threads[name]))
-            times[name].append(time.perf_counter() - start)
+            if r >= 0:
+                times[name].append(time.perf_counter() - start)
             if result.returncode != 0:
                 sys.exit(f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[:4000]}")
-    base = statistics.median(times["1 process"])
+    base = statistics.median(times["1 process, 2 threads"])
     print(f"## batch throughput: {count} jobs (thunder_piano.wav, {seconds:g} s, nmf + storyboard, --no-cache), "
-          f"median of {rounds} interleaved rounds, {os.cpu_count()} CPU cores\n")
+          f"median of {rounds} interleaved rounds after a warm-up round, {os.cpu_count()} CPU cores\n")
     print("| launch | median wall time | jobs / minute | speed-up |")
     print("| --- | --- | --- | --- |")
     for name, values in times.items():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
-from maestro.errors import MaestroError, UsageError
+from maestro.errors import ComponentUnavailableError, MaestroError, UsageError
 
 if TYPE_CHECKING:
     from maestro.pipeline import RunOptions
@@ -92,7 +92,8 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[int, str | None, list[st
         try:
             entry = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{line}: not JSON ({exc.msg}); each line is {{\"args\": [...], \"id\": ...}}") from exc
+            raise UsageError(f"{path}:{line}: not JSON ({exc.msg}); "
+                             "each line is {\"args\": [...], \"id\": ...}") from exc
         if not isinstance(entry, dict) or not isinstance(entry.get("args"), list) or not entry["args"]:
             raise UsageError(f"{path}:{line}: each line needs \"args\": a list of `maestro run` arguments")
         unknown = sorted(set(entry) - {"args", "id"})
@@ -208,9 +209,9 @@ def run_jobs(jobs: list[Job], log: Path, dry_run: bool = False,
 
     `show(process, total)` returns a context manager yielding `update(job_id, stage)`: the per-process progress.
     """
+    state = process_state()
     from accelerate.utils import gather_object
 
-    state = process_state()
     # Every process judges what is done before any of them writes, so all agree on the same pending list.
     done = {job.id for job in jobs if is_done(job)}
     state.wait_for_everyone()
@@ -242,9 +243,13 @@ def process_state() -> Any:
     Without CUDA the processes talk over gloo: accelerate only picks it when told the run is on the CPU.
     """
     import torch
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
 
+    try:
+        from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
+    except ImportError as exc:
+        raise ComponentUnavailableError(f"maestro batch needs accelerate ({exc}): "
+                                        "pip install 'maestro[batch]'") from exc
     return PartialState(cpu=not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 

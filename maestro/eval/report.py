@@ -10,18 +10,20 @@ from typing import Any
 
 import numpy as np
 
+from maestro.errors import ComponentUnavailableError
 from maestro.eval.av_align import audio_peaks, av_align, video_peaks
 from maestro.eval.imagebind import imagebind_matrix
 from maestro.eval.loudness_flow import loudness_change_curve
 from maestro.eval.motion import correlation, flow_curve
 from maestro.eval.onset_flow import onset_curve
-from maestro.eval.run_folder import RunFolder, read_run_folder
+from maestro.eval.run_folder import read_run_folder
 
 REGION_METRIC = "loudness_flow"  # docs/reproducing.md: of the three, the one that finds the sources
 REPORT_FILE = "eval.json"
 
 
 def evaluate(folder: Path) -> dict[str, Any]:
+    _check_packages()
     run = read_run_folder(Path(folder))
     height, width = run.frames.shape[1:]
     whole = (0, 0, width, height)
@@ -55,8 +57,16 @@ def evaluate(folder: Path) -> dict[str, Any]:
     return report
 
 
+def _check_packages() -> None:
+    import importlib.util
+
+    missing = [name for name in ("cv2", "librosa") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ComponentUnavailableError(f"maestro eval needs {' and '.join(missing)}: pip install 'maestro[eval]'")
+
+
 def region_accuracy(matrix: list[list[float | None]]) -> float:
-    """Share of sources (rows) whose own region (the diagonal) scores strictly highest; an undefined score never wins."""
+    """Share of sources (rows) whose own region (the diagonal) scores strictly highest; None never wins."""
     hits = 0
     for k, row in enumerate(matrix):
         own = row[k]
@@ -88,4 +98,4 @@ def _rounded(matrix: list[list[float | None]]) -> list[list[float | None]]:
     return [[_round(v) for v in row] for row in matrix]
 
 
-__all__ = ["RunFolder", "evaluate", "region_accuracy", "write_report"]
+__all__ = ["evaluate", "region_accuracy", "write_report"]
