@@ -1,23 +1,32 @@
 """Separation quality and speed of every separator on mixtures with known sources, side by side in one run.
 
-Mixtures: real recordings from ../shared/audio (44.1 kHz stereo), the first `--seconds` seconds of each (shorter if a
-file is shorter; all parts of a mixture are cut to the shortest), every part scaled to RMS 1 (0 dB gains: each
-source is equally loud), then summed. No randomness goes into the mixtures; separators run with seed 0.
+Mixtures: every pair of the 12 real recordings in ../shared/audio (44.1 kHz stereo; 66 pairs, in
+`itertools.combinations` order of the sorted names), the first `--seconds` seconds of each (all parts cut to the
+shortest), every part scaled to RMS 1 (0 dB: each source equally loud), then summed. The pairs are split in two
+halves by their position in that order: the even ones ("tune") are where the nmf defaults were chosen, the odd ones
+("report", the default) are held out, and the documented figures come from them. Three variants of each pair:
+
+  stereo   the recordings as they are (each has its own stereo image, mostly centred)
+  panned   each source's mono downmix panned with a constant-power law, the first to −0.6, the second to +0.6
+  mono     the mono downmix of everything
+
+plus three 3-source mixtures (stereo, chosen by hand before the halves existed). No randomness goes into the
+mixtures; separators run with seed 0.
 
 Score: SI-SDR improvement (dB) per mixture = mean over its sources of SI-SDR(estimate, source) − SI-SDR(mixture,
 source), on all channels together, with the estimates put in the order that scores best. The "mixture" row outputs
-the mixture for every source, so its improvement is 0 by definition: it is computed, not assumed. RTF = seconds of
-compute per second of audio (lower is faster).
+the mixture for every source, so its improvement is 0 by definition: it is computed, not assumed. Every summary gives
+the mean, the minimum and how many mixtures came out worse than the mixture. RTF = seconds of compute per second of
+audio (lower is faster).
 
-Rows:
-  mixture              baseline: no separation
-  nmf                  the built-in DSP default, on the stereo mixture
-  nmf (mono)           the same on the mono downmix (sources downmixed too): no spatial cues
-  demucs:NAME          pretrained demucs models found on this machine (nothing is downloaded)
-  demucs_unittest*     demucs' tiny model with RANDOM weights: a sanity row for the plumbing, not a quality number
-  asteroid:MODEL       a pretrained asteroid model found on this machine
+Rows: mixture (no separation), nmf (the built-in default), nmf-plain with --baseline (its NMF grouping alone,
+without the direction clusters, the mask floor, the undecided fallback and the restarts; only the direction atom
+cue is new), demucs:NAME and asteroid:MODEL where pretrained weights are on this machine (nothing is downloaded;
+stereo variant only), and demucs_unittest* (demucs' tiny model with RANDOM weights: a sanity row for the plumbing,
+not a quality number).
 
-    python benchmarks/separation.py [--seconds 8] [--json results.json] [--only nmf,mixture]
+    python benchmarks/separation.py [--seconds 8] [--half report|tune|all] [--variants stereo,panned,mono]
+                                    [--json results.json] [--only nmf,mixture] [--baseline]
 """
 
 from __future__ import annotations
@@ -42,10 +51,18 @@ from maestro.errors import MaestroError  # noqa: E402
 from maestro.types import Audio  # noqa: E402
 
 AUDIO = REPO.parent / "shared" / "audio"
-# Pairs of unlike sounds (the DSP target: ≥ 3 dB mean), then three-source mixtures.
-TWO = [("thunder", "piano"), ("drum", "violin"), ("dog", "cello"), ("ambulance", "guitar"),
-       ("female_singing", "car"), ("cat", "trumpet")]
 THREE = [("thunder", "piano", "dog"), ("drum", "violin", "female_singing"), ("car", "cat", "cello")]
+VARIANTS = ("stereo", "panned", "mono")
+PAN = (-0.6, 0.6)
+
+
+def pairs(half: str) -> list[tuple[str, str]]:
+    """The 66 pairs of the recordings; "tune" = the even positions, "report" = the odd ones, "all" = every one."""
+    names = sorted(p.stem for p in AUDIO.glob("*.wav"))
+    every = list(itertools.combinations(names, 2))
+    if half == "all":
+        return every
+    return [p for i, p in enumerate(every) if (i % 2 == 0) == (half == "tune")]
 
 
 @dataclass
@@ -64,6 +81,19 @@ class Mixture:
 
     def mono(self) -> "Mixture":
         return Mixture(self.names, [s.mean(dim=0, keepdim=True) for s in self.sources], self.rate)
+
+    def panned(self, positions: tuple[float, ...] = PAN) -> "Mixture":
+        """Each source's mono downmix placed at a pan position (−1 left … +1 right), constant power, RMS 1."""
+        out = []
+        for source, position in zip(self.sources, positions):
+            mono = source.mean(dim=0)
+            angle = (position + 1) * math.pi / 4
+            x = torch.stack([math.cos(angle) * mono, math.sin(angle) * mono])
+            out.append(x / x.square().mean().sqrt())
+        return Mixture(self.names, out, self.rate)
+
+    def variant(self, name: str) -> "Mixture":
+        return self if name == "stereo" else getattr(self, name)()
 
 
 def load(name: str, seconds: float) -> tuple[torch.Tensor, int]:
@@ -112,15 +142,17 @@ def via(separator: object) -> Runner:
     return run
 
 
-def runners(only: set[str] | None) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
-    """name → (runner, mono input?); and name → reason for rows that cannot run here."""
+def runners(only: set[str] | None, baseline: bool) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
+    """name → (runner, every variant? else stereo only); and name → reason for rows that cannot run here."""
     from maestro.separate.dsp import NMFSeparator
 
     rows: dict[str, tuple[Runner, bool]] = {
-        "mixture": (lambda m: [m.mix.clone() for _ in m.sources], False),
-        "nmf": (via(NMFSeparator()), False),
-        "nmf (mono)": (via(NMFSeparator()), True),
+        "mixture": (lambda m: [m.mix.clone() for _ in m.sources], True),
+        "nmf": (via(NMFSeparator()), True),
     }
+    if baseline:  # the NMF grouping alone: no direction clusters, no mask floor, no fallback
+        plain = NMFSeparator(spatial_threshold=0, mask_floor=0, undecided_entropy=1, restarts=1)
+        rows["nmf-plain"] = (via(plain), True)
     skipped: dict[str, str] = {}
     try:
         from maestro_demucs.separator import DemucsSeparator
@@ -148,65 +180,83 @@ def runners(only: set[str] | None) -> tuple[dict[str, tuple[Runner, bool]], dict
     except ImportError:
         skipped["asteroid"] = "skipped: plugins/maestro-asteroid not installed"
     if only:
-        rows = {k: v for k, v in rows.items() if k.split(" ")[0].split(":")[0] in only or k in only}
+        rows = {k: v for k, v in rows.items() if k.split(":")[0] in only or k in only}
     return rows, skipped
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--half", choices=("report", "tune", "all"), default="report")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of stereo, panned, mono")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--only", help="comma list of rows to run (e.g. mixture,nmf)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="add the row nmf-plain: spatial_threshold=0 mask_floor=0 undecided_entropy=1 restarts=1")
     args = parser.parse_args()
     if not AUDIO.is_dir():
         sys.exit(f"no recordings at {AUDIO} (the shared folder beside the repository)")
+    variants = [v for v in args.variants.split(",") if v]
+    if not set(variants) <= set(VARIANTS):
+        sys.exit(f"--variants takes {', '.join(VARIANTS)}")
 
-    mixtures = [build(names, args.seconds) for names in TWO + THREE]
-    rows, skipped = runners(set(args.only.split(",")) if args.only else None)
-    scores: dict[str, dict[str, float]] = {name: {} for name in rows}
-    seconds: dict[str, float] = {name: 0.0 for name in rows}
-    audio_seconds = sum(m.sources[0].shape[-1] / m.rate for m in mixtures)
-    for m in mixtures:
-        for name, (run, mono) in rows.items():
-            case = m.mono() if mono else m
+    rows, skipped = runners(set(args.only.split(",")) if args.only else None, args.baseline)
+    # (variant, mixture label) → row → SI-SDRi; compute seconds and audio seconds per (variant, row).
+    cases = [(v, build(names, args.seconds)) for v in variants for names in pairs(args.half)]
+    if "stereo" in variants:
+        cases += [("3 sources", build(names, args.seconds)) for names in THREE]
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    compute: dict[tuple[str, str], float] = {}
+    audio: dict[tuple[str, str], float] = {}
+    for variant, base in cases:
+        case = base.variant(variant if variant in VARIANTS else "stereo")
+        for name, (run, every_variant) in rows.items():
+            if not every_variant and variant not in ("stereo", "3 sources"):
+                continue
             start = time.perf_counter()
             try:
                 estimates = run(case)
             except MaestroError as exc:  # e.g. a 4-stem model asked for more sources than it has
-                scores[name][m.label] = math.nan
-                print(f"  {name} on {m.label}: {exc}", file=sys.stderr)
+                print(f"  {name} on {case.label}: {exc}", file=sys.stderr)
                 continue
-            seconds[name] += time.perf_counter() - start
-            scores[name][m.label] = improvement(estimates, case)
-        print(f"done: {m.label}", file=sys.stderr, flush=True)
+            compute[(variant, name)] = compute.get((variant, name), 0.0) + time.perf_counter() - start
+            audio[(variant, name)] = audio.get((variant, name), 0.0) + case.sources[0].shape[-1] / case.rate
+            scores.setdefault(variant, {}).setdefault(case.label, {})[name] = improvement(estimates, case)
+        print(f"done: {variant} {case.label}", file=sys.stderr, flush=True)
 
     names = list(rows)
-    width = max(len(m.label) for m in mixtures) + 2
+    width = max(len(label) for table in scores.values() for label in table) + 2
     cols = {n: max(9, len(n) + 2) for n in names}
 
-    def line(title: str, values: dict[str, float], digits: int = 2) -> str:
-        return title.ljust(width) + "".join(f"{values[n]:{cols[n]}.{digits}f}" for n in names)
+    def cell(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
-    print(f"SI-SDR improvement (dB), first {args.seconds:g} s, sources at equal RMS, seed 0")
-    print("".ljust(width) + "".join(n.rjust(cols[n]) for n in names))
-    for m in mixtures:
-        print(line(m.label, {n: scores[n][m.label] for n in names}))
+    def line(title: str, values: dict[str, float | None], digits: int = 2) -> str:
+        return title.ljust(width) + "".join(cell(values.get(n), digits).rjust(cols[n]) for n in names)
 
-    def mean(n: str, k: int) -> float:
-        vals = [v for label, v in scores[n].items() if label.count("+") == k - 1 and not math.isnan(v)]
-        return sum(vals) / len(vals) if vals else math.nan
-
-    print(line("mean, 2 sources", {n: mean(n, 2) for n in names}))
-    print(line("mean, 3 sources", {n: mean(n, 3) for n in names}))
-    print(line("RTF (compute/audio)", {n: seconds[n] / audio_seconds for n in names}, 3))
+    print(f"SI-SDR improvement (dB), first {args.seconds:g} s, sources at equal RMS, seed 0, {args.half} half of "
+          f"the pairs, torch {torch.__version__}, {torch.get_num_threads()} threads by default")
+    for variant, table in scores.items():
+        print(f"\n[{variant}]" + (f" sources panned to {PAN[0]:+g} / {PAN[1]:+g}" if variant == "panned" else ""))
+        print("".ljust(width) + "".join(n.rjust(cols[n]) for n in names))
+        for label, row in table.items():
+            print(line(label, row))
+        per_row = {n: [row[n] for row in table.values() if n in row] for n in names}
+        print(line("mean", {n: sum(v) / len(v) if v else None for n, v in per_row.items()}))
+        print(line("min", {n: min(v) if v else None for n, v in per_row.items()}))
+        print(line("worse than mixture", {n: float(sum(x < 0 for x in v)) if v else None
+                                          for n, v in per_row.items()}, 0))
+        print(line("RTF", {n: compute[(variant, n)] / audio[(variant, n)] if (variant, n) in compute else None
+                           for n in names}, 3))
+    print()
     if "demucs_unittest*" in rows:
         print("* demucs' tiny model with RANDOM weights: checks the plumbing (any rate, K mapping), not quality")
     for name, reason in skipped.items():
         print(f"{name}: {reason}")
-    print(f"torch threads: {torch.get_num_threads()}")
     if args.json:
-        args.json.write_text(json.dumps({"seconds": args.seconds, "scores": scores, "rtf": {
-            n: seconds[n] / audio_seconds for n in names}, "skipped": skipped}, indent=2))
+        args.json.write_text(json.dumps({"seconds": args.seconds, "half": args.half, "scores": scores,
+                                         "rtf": {f"{v} {n}": compute[(v, n)] / audio[(v, n)] for v, n in compute},
+                                         "skipped": skipped}, indent=2))
 
 
 if __name__ == "__main__":

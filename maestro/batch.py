@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from maestro.registry import ComponentSpec
 
 LIST_SEPARATOR = ";"  # several inputs, or several KEY=VALUE options, in one CSV cell
-STALE_PREFIXES = (".maestro-partial-",)  # staging folders a killed run leaves behind (see maestro.write.outputs)
 
 
 @dataclass
@@ -183,7 +181,7 @@ def is_done(job: Job) -> bool:
     return all((folder / f).is_file() for f in files)
 
 
-_HOW_IT_RAN = ("output", "device", "use_cache")  # not what a job computes: a resumed job may run elsewhere
+_HOW_IT_RAN = ("output", "device", "use_cache", "force")  # not what a job computes: a resumed job may run elsewhere
 
 
 def _recordable(options: "RunOptions") -> dict[str, Any]:
@@ -191,15 +189,6 @@ def _recordable(options: "RunOptions") -> dict[str, Any]:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
               if k != "inputs" and k not in _HOW_IT_RAN}
     return json.loads(json.dumps(values))
-
-
-def remove_stale(folder: Path) -> None:
-    """Remove the staging folders that a killed run left in `folder` (never anything a finished run wrote)."""
-    if not folder.is_dir():
-        return
-    for entry in folder.iterdir():
-        if entry.is_dir() and entry.name.startswith(STALE_PREFIXES):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 # -- running -----------------------------------------------------------------------------------------------------------
@@ -264,7 +253,6 @@ def _run_mine(mine: list[Job], state: Any, log: Path, show: Callable[[int, int],
     with progress as update:
         for job in mine:
             folder = Path(job.options.output)
-            remove_stale(folder)
             on_stage = (lambda stage, phase, job_id=job.id: update(job_id, stage if phase == "start" else None)) \
                 if update else None
             start = time.perf_counter()

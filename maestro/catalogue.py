@@ -1,18 +1,13 @@
-"""Known components that live in separately installed plugins (registry/components.toml), for `maestro plugins`."""
+"""Known components that live in separately installed plugins (registry data `components.toml`), for `maestro plugins`."""
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from typing import Any
 
-from maestro.weights import REGISTRY_DIR
+from maestro.registry_data import read_toml
 
 
 @lru_cache(maxsize=1)
 def known_components() -> list[dict[str, Any]]:
-    path = REGISTRY_DIR / "components.toml"
-    if not path.exists():
-        return []
-    with path.open("rb") as f:
-        return list(tomllib.load(f).get("component", []))
+    return list(read_toml("components.toml").get("component", []))

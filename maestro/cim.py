@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from maestro.checkpoints import key_mismatch
+from maestro.checkpoints import key_mismatch, read_tensor_file
 from maestro.errors import WeightsError
 
 __all__ = ["CIMConfig", "PerceiverResampler", "load_cim", "infer_config"]
@@ -179,12 +179,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], heads: int = 12) -> CIM
 
 
 def _read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    if not os.path.isfile(path):
-        raise WeightsError(f"CIM checkpoint {os.fspath(path)!r} does not exist.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a usable checkpoint"
-        raise WeightsError(f"cannot read CIM checkpoint {os.fspath(path)!r}: {exc}") from exc
+    obj = read_tensor_file(path, "CIM checkpoint")  # tensors only: a pickle cannot run code here
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

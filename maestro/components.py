@@ -73,6 +73,18 @@ class Separator(Protocol):
 
 
 @runtime_checkable
+class PerSourceInputs(Protocol):
+    """A separator that can also take one input file per source (the paper's setting) instead of a mixture.
+
+    `maestro run a.wav b.wav --separator NAME` works for any separator that has this method; `files` is one.
+    """
+
+    def combine(self, inputs: Sequence[Audio], ctx: RunContext) -> Stems:
+        """Stems from one recording per source; their mixture is what the video's audio will be."""
+        ...
+
+
+@runtime_checkable
 class AudioEncoder(Protocol):
     def encode(self, source: Audio, ctx: RunContext) -> Tokens:
         """Tokens for one source, in clips that cover the whole of it."""
@@ -97,3 +109,20 @@ class Backbone(Protocol):
     def generate(
         self, cond: Conditioning, layout: Layout, hook: "AttentionHook | None", ctx: RunContext
     ) -> Video: ...
+
+
+# The protocol of each kind; an attention hook is any callable `hook(q, k, v, site)` (maestro.attention.hookpoint).
+PROTOCOLS: dict[str, type] = {"separator": Separator, "audio_encoder": AudioEncoder, "layout_planner": LayoutPlanner,
+                              "backbone": Backbone, "attention_hook": object}
+
+# What the pipeline itself hands a factory besides the user's options, per kind.
+BUILD_CONTEXT: dict[str, tuple[str, ...]] = {"attention_hook": ("layout",)}
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The methods and attributes a protocol requires (an optional `max_sources` of planners included)."""
+    if protocol is object:
+        return []
+    names = set(getattr(protocol, "__annotations__", {}))
+    names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+    return sorted(names)

@@ -43,18 +43,26 @@ def register_attention_hooks(register: Register) -> None:
 
 
 @hookspec
+def register_weights(register: Register) -> None:
+    """Declare the weight files your components use: `register(WeightFile(id=..., filename=..., repo=... or url=...,
+    sha256=..., license=...))` (`maestro.weights.WeightFile`). Name them in `ComponentSpec(weights=(id, ...))` and
+    resolve them with `ctx.weights(id)`; `maestro weights list|fetch|verify` and `maestro plugins` then cover them."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
-    """Add click commands to the `maestro` group: `cli.add_command(...)`."""
+    """Add click commands to the `maestro` group: `cli.add_command(...)`. A name that is taken is refused."""
 
 
 @hookspec
 def stage_started(stage: str, run: Any) -> None:
-    """A pipeline stage begins (`run` is the `Pipeline`)."""
+    """A pipeline stage begins. `run` is a read-only `maestro.runview.RunView` of the run (components, options,
+    output folder, timings so far)."""
 
 
 @hookspec
 def stage_finished(stage: str, run: Any, seconds: float) -> None:
-    """A pipeline stage ended after `seconds`."""
+    """A pipeline stage ended after `seconds` (`run` as in `stage_started`)."""
 
 
 @hookspec

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
 
 from maestro.errors import UsageError
 
@@ -71,3 +74,172 @@ def check_sources(sources: int | None, default: int, available: int | None = Non
             f"ask for fewer sources or choose another separator"
         )
     return k
+
+
+# -- declared options ------------------------------------------------------------------------------------------------
+# A component declares each option once, in its ComponentSpec: `Option(int, 200, "NMF iterations", ge=1)`. The
+# declaration is a plain dataclass, so registering and listing stay cheap; values are converted and validated by
+# pydantic, imported only when a run (or `maestro info`) needs it.
+
+REQUIRED: Any = object()  # `Option(Path, REQUIRED, ...)`: the user must give it
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a component: its type, default, help and allowed values.
+
+    `type` is int, float, bool, str, pathlib.Path or list (a comma-separated list of names). Floats also accept
+    fractions ("1/3") and never inf or NaN. `ge`/`le` bound numbers; `choices` lists the allowed strings.
+    """
+
+    type: type
+    default: Any = None
+    help: str = ""
+    ge: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPE_NAMES:
+            raise ValueError(f"Option type must be one of {', '.join(_TYPE_NAMES.values())}, not {self.type!r}")
+        if self.choices and self.type is not str:
+            raise ValueError("choices go with type str")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe(self) -> str:
+        """One line for `maestro info`: the help, then type, range or choices, and default."""
+        if self.choices:
+            kind = "|".join(self.choices)
+        else:
+            kind = _TYPE_NAMES[self.type]
+            if self.ge is not None or self.le is not None:
+                low = "" if self.ge is None else f"{self.ge:g} ≤ "
+                high = "" if self.le is None else f" ≤ {self.le:g}"
+                kind = f"{low}{kind}{high}"
+        default = "required" if self.required else f"default {_shown(self.default)}"
+        return f"{self.help} [{kind}; {default}]".strip()
+
+
+_TYPE_NAMES = {int: "int", float: "float", bool: "bool", str: "str", Path: "path", list: "list"}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def declared_help(declaration: "Option | str") -> str:
+    """What `maestro info` prints for an option: a typed declaration's summary, or a legacy help string as it is."""
+    return declaration.describe() if isinstance(declaration, Option) else declaration
+
+
+def validate_options(owner: str, declared: Mapping[str, "Option | str"], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a factory receives: every typed option (converted, checked, defaults filled in) and the legacy
+    help-string options the user gave (unchanged: their factory converts them, as before). `owner` names the
+    component in messages ("separator 'nmf'")."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise UsageError(f"{owner} has no option {', '.join(unknown)} (options: {known})")
+    typed = {name: opt for name, opt in declared.items() if isinstance(opt, Option)}
+    values = {name: value for name, value in given.items() if name not in typed}
+    if typed:
+        values.update(_typed_values(owner, typed, {k: v for k, v in given.items() if k in typed}))
+    return values
+
+
+def _typed_values(owner: str, typed: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [name for name, opt in typed.items() if opt.required and name not in given]
+    if missing:
+        raise UsageError(f"{owner} needs the option {', '.join(missing)}")
+    import pydantic
+
+    model = _model(owner, tuple(typed.items()))
+    try:
+        parsed = model.model_validate(dict(given))
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"option {name}={given.get(name)!r}: {_plain(err)}")
+        raise UsageError(f"{owner}: " + "; ".join(problems)) from None
+    return parsed.model_dump()
+
+
+def _plain(err: Any) -> str:
+    """pydantic's message, minus its wording about Python types."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if err["type"] in ("greater_than_equal", "less_than_equal"):
+        bound = ctx.get("ge", ctx.get("le"))
+        return f"must be {'at least' if err['type'] == 'greater_than_equal' else 'at most'} {bound}"
+    msg = str(err["msg"])
+    return msg[0].lower() + msg[1:] if msg else "is not valid"
+
+
+@lru_cache(maxsize=256)
+def _model(owner: str, fields: tuple[tuple[str, Option], ...]) -> Any:
+    from typing import Annotated, Literal
+
+    import pydantic
+
+    definitions: dict[str, Any] = {}
+    for name, opt in fields:
+        annotation: Any
+        validators: list[Any] = []
+        if opt.choices:
+            annotation = Literal[opt.choices]  # type: ignore[valid-type]
+            validators.append(pydantic.BeforeValidator(lambda v, c=opt.choices: _choice(v, c)))
+        elif opt.type is float:
+            annotation = float
+            validators.append(pydantic.BeforeValidator(_fraction))
+        elif opt.type is list:
+            annotation = list[str]
+            validators.append(pydantic.BeforeValidator(_names))
+        elif opt.type is bool:
+            annotation = bool
+        else:
+            annotation = opt.type
+        field = pydantic.Field(ge=opt.ge, le=opt.le, allow_inf_nan=False if opt.type is float else None)
+        if opt.default is None and not opt.required:
+            annotation = annotation | None
+        full = Annotated[annotation, *validators, field]  # type: ignore[valid-type]
+        definitions[name] = (full, ... if opt.required else opt.default)
+    config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+    return pydantic.create_model(f"Options[{owner}]", __config__=config, **definitions)
+
+
+def _choice(value: Any, choices: tuple[str, ...]) -> Any:
+    """A choice as declared, whatever its case ("ALL" → "all")."""
+    if isinstance(value, str):
+        folded = {c.lower(): c for c in choices}
+        return folded.get(value.strip().lower(), value)
+    return value
+
+
+def _fraction(value: Any) -> Any:
+    """ "1/3" → 0.333…, so that defaults written as fractions can be typed as they read."""
+    if isinstance(value, str) and "/" in value:
+        top, _, bottom = value.partition("/")
+        try:
+            return float(top) / float(bottom)
+        except (ValueError, ZeroDivisionError):
+            return value  # pydantic reports it
+    return value
+
+
+def _names(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value

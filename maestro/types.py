@@ -60,6 +60,19 @@ class Stems:
     def labels(self) -> list[str]:
         return [s.label for s in self.sources]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Tensors and strings only: what the stage cache stores (read back with `weights_only=True`)."""
+        return {"samples": [s.samples for s in self.sources], "labels": self.labels,
+                "rate": self.mixture.sample_rate, "mixture": self.mixture.samples, "mix_label": self.mixture.label}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], separator: str = "") -> "Stems":
+        rate = int(d["rate"])
+        sources = [Audio(samples=s, sample_rate=rate, label=str(lab)) for s, lab in zip(d["samples"], d["labels"],
+                                                                                         strict=True)]
+        mixture = Audio(samples=d["mixture"], sample_rate=rate, label=str(d["mix_label"]))
+        return cls(sources=sources, mixture=mixture, separator=separator)
+
 
 @dataclass
 class Tokens:
@@ -73,6 +86,17 @@ class Tokens:
     @property
     def dim(self) -> int:
         return int(self.features.shape[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        import torch
+
+        return {"features": self.features.detach().cpu(),
+                "clip_times": torch.tensor(self.clip_times, dtype=torch.float64)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], label: str = "", encoder: str = "") -> "Tokens":
+        times = [(float(a), float(b)) for a, b in d["clip_times"].tolist()]
+        return cls(features=d["features"], clip_times=times, label=label, encoder=encoder)
 
     def clip_for_time(self, t: float) -> int:
         """Index of the clip that covers time `t` (the last one past the end)."""

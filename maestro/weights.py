@@ -17,7 +17,6 @@ from pathlib import Path
 
 from maestro.errors import UsageError, WeightsError
 
-REGISTRY_DIR = Path(__file__).resolve().parent.parent / "registry"
 
 
 @dataclass(frozen=True)
@@ -26,8 +25,9 @@ class WeightFile:
     filename: str
     repo: str = ""  # Hugging Face repo id, or
     url: str = ""  # a plain download URL
-    sha256: str = ""  # "" when no trustworthy hash is known: then the file is reported as unverified
-    size: int = 0
+    sha256: str = ""  # the published sha256; "" when none is published: the file is reported as unverified
+    sha256_prefix: str = ""  # where only the start of the hash is published (demucs names files by it)
+    size: int = 0  # bytes, 0 when unknown; with a published hash, a file of another size is corrupt unhashed
     license: str = ""
     used_by: str = ""
     note: str = ""
@@ -53,14 +53,28 @@ def hub_cache() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
 
 
-@lru_cache(maxsize=1)
 def catalogue() -> dict[str, WeightFile]:
-    path = REGISTRY_DIR / "weights.toml"
-    if not path.exists():
-        return {}
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    return {key: WeightFile(id=key, **value) for key, value in data.items()}
+    """Every known weight file: Maestro's registry data, then the files plugins declare (register_weights)."""
+    return {**_registry_files(), **_plugin_files}
+
+
+@lru_cache(maxsize=1)
+def _registry_files() -> dict[str, WeightFile]:
+    from maestro.registry_data import read_toml
+
+    return {key: WeightFile(id=key, **value) for key, value in read_toml("weights.toml").items()}
+
+
+_plugin_files: dict[str, WeightFile] = {}
+
+
+def add_plugin_files(files: list[WeightFile]) -> None:
+    """Files a plugin declares; an id that is already known keeps its first declaration."""
+    for wf in files:
+        if wf.id in _registry_files() or wf.id in _plugin_files:
+            raise ValueError(f"weight file id {wf.id!r} is already declared")
+    for wf in files:
+        _plugin_files[wf.id] = wf
 
 
 def entry(file_id: str) -> WeightFile:
@@ -114,15 +128,39 @@ def cached_sha256(path: Path) -> str:
     return known[key]
 
 
+# What `verify` can say about a file, and whether `maestro weights verify` counts it as a failure.
+VERIFY_STATES = {
+    "ok": "matches its published sha256",
+    "ok-prefix": "matches the published start of its sha256",
+    "unverified": "unverified (no published sha256)",
+    "missing": "not on this machine",
+    "corrupt": "does not match its published sha256 or size",
+}
+
+
 def verify(file_id: str) -> tuple[str, Path | None]:
-    """("ok" | "unverified" | "missing" | "corrupt", path)."""
+    """(one of VERIFY_STATES, path): the file's size and sha256 (or sha256 prefix) against the registry's."""
     wf = entry(file_id)
     path = local_path(file_id)
     if path is None:
         return "missing", None
-    if not wf.sha256:
-        return "unverified", path
-    return ("ok" if cached_sha256(path) == wf.sha256 else "corrupt"), path
+    if (wf.sha256 or wf.sha256_prefix) and wf.size and path.stat().st_size != wf.size:
+        return "corrupt", path  # a published size is checked with its hash: a wrong one needs no hashing
+    if wf.sha256:
+        return ("ok" if cached_sha256(path) == wf.sha256.lower() else "corrupt"), path
+    if wf.sha256_prefix:
+        return ("ok-prefix" if cached_sha256(path).startswith(wf.sha256_prefix.lower()) else "corrupt"), path
+    return "unverified", path
+
+
+def where_to_put_short(file_id: str) -> str:
+    """For `maestro plugins`: the one path a component reads `file_id` from, and how to get it there."""
+    wf = catalogue().get(file_id)
+    if wf is None:
+        return f"{file_id} (declared by no registry or plugin)"
+    if wf.repo:
+        return f"{wf.filename} from {wf.repo} (`maestro weights fetch {wf.id}`, or place it at {wf.manual_path})"
+    return f"{wf.manual_path} (`maestro weights fetch {wf.id}`)"
 
 
 def where_to_put(wf: WeightFile) -> str:
@@ -144,7 +182,10 @@ def resolve(file_id: str, path: str | os.PathLike[str] | None = None) -> Path:
     if status == "missing" or found is None:
         raise WeightsError(f"the weights {wf.id!r} ({wf.filename}) are not on this machine. {where_to_put(wf)}")
     if status == "corrupt":
-        raise WeightsError(f"{found} does not match its sha256 {wf.sha256}: delete it and fetch it again.")
+        expected = wf.sha256 or f"{wf.sha256_prefix}..."
+        size = f" and size {wf.size} bytes" if wf.size else ""
+        raise WeightsError(f"{found} does not match its sha256 {expected}{size} (as published): delete it and "
+                           "fetch it again.")
     return found
 
 

@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -99,3 +102,25 @@ def imagebind_package():
     except ImportError as exc:
         pytest.skip(f"the imagebind package cannot be imported: {exc}")
     return data, imagebind_model
+
+
+def fake_distribution(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """A minimal installed distribution: a dist-info with entry points, plus its modules, on `site`."""
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[maestro.plugins]\n{lines}\n")
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def maestro_subprocess(*args: str, site: Path | None = None, extra_path: str = "", env: dict | None = None,
+                       cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """`python -m maestro ARGS` in a fresh process, with `site` (fake distributions) first on the path."""
+    full_env = {**os.environ, **(env or {})}
+    paths = [p for p in (str(site) if site else "", extra_path, full_env.get("PYTHONPATH", "")) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join(paths)
+    full_env["COLUMNS"] = "200"  # rich wraps tables at the terminal width
+    return subprocess.run([sys.executable, "-m", "maestro", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=300)

@@ -73,7 +73,7 @@ def test_weights_resolve_explains_where_to_put_files(tmp_path, monkeypatch):
     hub_file = tmp_path / "hub/models--VideoCrafter--VideoCrafter2/snapshots/abc/model.ckpt"
     hub_file.write_bytes(b"weights")
     assert weights.local_path("videocrafter2") == hub_file
-    assert weights.verify("videocrafter2") == ("unverified", hub_file)
+    assert weights.verify("videocrafter2") == ("corrupt", hub_file)  # not the published size and sha256
 
 
 def test_weights_sha256_mismatch_is_reported(tmp_path, monkeypatch):
@@ -102,9 +102,11 @@ def test_stage_cache_round_trip_and_keys(tmp_path):
 
 def test_output_folder_commits_atomically(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "stems").mkdir()
-    (target / "stems" / "old.wav").write_text("old")
+    earlier = OutputFolder(target)  # an earlier run, whose manifest lists its stems/
+    (earlier.path("stems")).mkdir()
+    (earlier.path("stems") / "old.wav").write_text("old")
+    earlier.path("manifest.json").write_text('{"maestro": "test"}')
+    earlier.commit()
     out = OutputFolder(target)
     out.path("video.mp4").write_text("new video")
     out.path("stems").mkdir()

@@ -217,7 +217,7 @@ def test_guidance_edits_logits_as_the_paper_does(name: str) -> None:
     h, w = 5, 8
     s = site(layout, h, w, step=0)
     q, k, v = qkv(layout.num_frames, h, w, seed=7)
-    hook = AttentionMosaic(layout, guidance_steps="6", strengthen="0.5", weaken="0.05", sigma="1/3")
+    hook = _mosaic(layout, guidance_steps="6", strengthen="0.5", weaken="0.05", sigma="1/3")
     expected = _guided_logits_plainly(layout, q, k, s, 0.5, 0.05, 1 / 3)
     multiplier, push = hook.guidance(h, w, s.frames, s.token_groups, ROWS, q.device)
     got = guided_logits(q, k, s.frames, multiplier, push, 0.5)
@@ -269,13 +269,20 @@ def test_source_count_must_match_the_layout() -> None:
      {"shared_tokens": "some"}, {"background": "blue"}],
 )
 def test_bad_options_are_usage_errors(options: dict[str, str]) -> None:
-    with pytest.raises(UsageError):
-        AttentionMosaic(LAYOUTS["halves"], **options)
+    with pytest.raises(UsageError, match=f"attention hook 'mosaic': option {next(iter(options))}="):
+        _mosaic(LAYOUTS["halves"], **options)
+
+
+def _mosaic(layout: Layout, **options: str) -> AttentionMosaic:
+    """The hook as a run builds it: the user's strings validated by its declared options."""
+    from maestro.plugins import Plugins
+
+    return Plugins().load(entry_points=False).registry.get("attention_hook", "mosaic").build(options, layout=layout)
 
 
 def test_options_from_strings() -> None:
-    hook = AttentionMosaic(LAYOUTS["halves"], guidance_steps="3", strengthen="0.25", weaken="0.1", sigma="0.5",
-                           shared_tokens="false", background="ALL")
+    hook = _mosaic(LAYOUTS["halves"], guidance_steps="3", strengthen="0.25", weaken="0.1", sigma="0.5",
+                   shared_tokens="false", background="ALL")
     assert (hook.guidance_steps, hook.strengthen, hook.weaken, hook.sigma) == (3, 0.25, 0.1, 0.5)
     assert (hook.shared_tokens, hook.background) == ("none", "all")
 

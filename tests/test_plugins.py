@@ -1,33 +1,10 @@
 """Plugin isolation: a broken plugin is reported and skipped, everything else keeps working. Listing imports no torch."""
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
-from conftest import REPO
-
-
-def _fake_distribution(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """A minimal installed distribution: a dist-info with entry points, plus its modules, on `site`."""
-    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[maestro.plugins]\n{lines}\n")
-    for name, source in modules.items():
-        (site / f"{name}.py").write_text(textwrap.dedent(source))
-
-
-def _maestro(*args: str, site: Path | None = None, extra_path: str = "") -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    paths = [p for p in (str(site) if site else "", extra_path, env.get("PYTHONPATH", "")) if p]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["COLUMNS"] = "200"  # rich wraps tables at the terminal width
-    return subprocess.run([sys.executable, "-m", "maestro", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)
+from conftest import REPO, fake_distribution as _fake_distribution, maestro_subprocess as _maestro
 
 
 GOOD = '''
@@ -87,14 +64,17 @@ def test_broken_plugins_are_reported_and_skipped(tmp_path):
     result = _maestro("plugins", "--json", site=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    broken = {r["name"]: r for r in rows if r["status"] == "broken"}
-    assert set(broken) == {"import_error", "raises", "duplicate", "exits"}
+    broken = {r["name"]: r for r in rows if r["status"] == "broken" and r["kind"] is None}
+    assert set(broken) == {"import_error", "raises", "exits"}
     assert "no_such_module_anywhere" in broken["import_error"]["reason"]
     assert "boom while registering" in broken["raises"]["reason"]
-    assert "'nmf' is already registered by plugin 'maestro'" in broken["duplicate"]["reason"]
-    assert broken["duplicate"]["distribution"] == "maestro-broken"
-    names = {(r["kind"], r["name"]): r for r in rows if r["status"] != "broken"}
-    assert ("separator", "fresh") not in names  # a plugin with a clash contributes nothing
+    assert broken["exits"]["distribution"] == "maestro-broken"
+    # A name clash costs only the clashing component: the plugin's other component stays, the clash is listed.
+    clashes = [r for r in rows if r["status"] == "clash"]
+    assert [(c["kind"], c["name"]) for c in clashes] == [("separator", "nmf")]
+    assert "maestro" in clashes[0]["detail"] and "duplicate (maestro-broken 0.1)" in clashes[0]["detail"]
+    names = {(r["kind"], r["name"]): r for r in rows if r["kind"] is not None and r["status"] != "clash"}
+    assert names[("separator", "fresh")]["plugin"] == "duplicate"
     assert names[("separator", "nmf")]["plugin"] == "maestro"
     assert names[("layout_planner", "corner")]["plugin"] == "good"
     for kind in ("separator", "audio_encoder", "layout_planner", "backbone"):
@@ -127,7 +107,8 @@ def test_third_party_example_plugin_through_maestro_run(tmp_path):
     assert run.returncode == 0, run.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["components"]["separator"] == {"name": "bands", "plugin": "example", "version": "0.1",
-                                                   "options": {}}
+                                                   "distribution": "maestro-example-plugin",
+                                                   "options": {"crossover": 250.0}}  # typed: its default recorded
     assert [s["label"] for s in manifest["stems"]] == ["band1", "band2", "band3"]
     assert manifest["layout"]["planner"] == "diagonal"
 

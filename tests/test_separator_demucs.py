@@ -26,11 +26,12 @@ def _direct(model, wav, shifts, overlap, seed):
     from demucs.apply import apply_model
 
     ref = wav.mean(0)
+    std = ref.std() + 1e-8  # as demucs.api.Separator.separate_tensor normalises
     random.seed(seed)
     with torch.no_grad():
-        out = apply_model(model, ((wav - ref.mean()) / ref.std())[None], shifts=shifts, split=True, overlap=overlap,
+        out = apply_model(model, ((wav - ref.mean()) / std)[None], shifts=shifts, split=True, overlap=overlap,
                           progress=False, device="cpu")[0]
-    return out * ref.std() + ref.mean()
+    return out * std + ref.mean()
 
 
 @pytest.mark.parametrize("shifts,overlap", [(1, 0.25), (2, 0.5)])
@@ -97,3 +98,49 @@ def test_local_model_file_and_clear_offline_error(tmp_path, mixture):
         DemucsSeparator(weights=str(tmp_path / "junk.th")).model()
     with pytest.raises(WeightsError, match="Offline: download"):
         DemucsSeparator(name="mdx_extra").model()
+
+
+class _WritesMarker:
+    """Unpickling this runs `open(marker, "w")`: what a hostile weights file does, harmlessly."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_weights_file_that_runs_code_is_refused_and_never_runs(tmp_path, maestro, example_mix):
+    from demucs.pretrained import get_model
+
+    marker = tmp_path / "pwned"
+    model = get_model("demucs_unittest")
+    args, kwargs = model._init_args_kwargs
+    # Demucs-shaped, with the payload where the model class goes, and once more hidden in the arguments.
+    torch.save({"klass": _WritesMarker(marker), "args": args, "kwargs": kwargs, "state": {}}, tmp_path / "evil.th")
+    torch.save({"klass": model.__class__, "args": args, "kwargs": {**kwargs, "x": _WritesMarker(marker)},
+                "state": {}}, tmp_path / "evil2.th")
+    for name in ("evil.th", "evil2.th"):
+        result = maestro("run", example_mix, "-o", tmp_path / "out", "--seconds", "1", "--separator", "demucs",
+                         "--separator-opt", f"weights={tmp_path / name}")
+        assert result.code == 1, result
+        assert "refusing to load" in result.err and "never runs code" in result.err and "io.open" in result.err
+        assert "internal error" not in result.err
+        assert not marker.exists()
+    # A bag folder and a single-signature folder go through the same loader.
+    (tmp_path / "bag").mkdir()
+    (tmp_path / "evil.th").rename(tmp_path / "bag" / "abcd1234.th")
+    (tmp_path / "bag" / "mybag.yaml").write_text("models: ['abcd1234']\n")
+    for name in ("mybag", "abcd1234"):
+        with pytest.raises(WeightsError, match="refusing to load"):
+            DemucsSeparator(name=name, weights=str(tmp_path / "bag")).model()
+    assert not marker.exists()
+
+
+def test_a_safetensors_file_naming_another_class_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, tmp_path / "evil.safetensors",
+              metadata={"klass": "os.system", "args": '["touch pwned"]', "kwargs": "{}"})
+    with pytest.raises(WeightsError, match="names class 'os.system'"):
+        DemucsSeparator(weights=str(tmp_path / "evil.safetensors")).model()

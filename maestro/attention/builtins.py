@@ -1,17 +1,22 @@
 """Built-in attention hooks, registered through the same hook as any plugin (no torch imported here)."""
 
 from maestro.hookspecs import hookimpl
+from maestro.options import Option
 from maestro.registry import ComponentSpec
 
 # The options AttentionMosaic accepts; declared here so that listing hooks imports nothing heavy.
 MOSAIC_OPTIONS = {
-    "guidance_steps": "first denoising steps with layout guidance instead of the mosaic (default 6; paper: 6 of 50)",
-    "strengthen": "guidance: boost of a source's logits inside its box, times the largest logit (default 0.5)",
-    "weaken": "guidance: factor on a source's logits outside every box (default 0.05)",
-    "sigma": "guidance: Gaussian standard deviation as a fraction of the box side (default 1/3, as TrailBlazer)",
-    "shared_tokens": "rows a region reads besides its source's: all (start, end and padding rows), start, none "
-    "(default all; true = all, false = none)",
-    "background": "what positions outside every box read: empty (the non-source rows) or all (default empty)",
+    "guidance_steps": Option(int, 6, "first denoising steps with layout guidance instead of the mosaic (paper: 6 of "
+                             "50)", ge=0),
+    "strengthen": Option(float, 0.5, "guidance: boost of a source's logits inside its box, times the largest logit"),
+    "weaken": Option(float, 0.05, "guidance: factor on a source's logits outside every box"),
+    "sigma": Option(float, 1 / 3, "guidance: Gaussian standard deviation as a fraction of the box side (1/3, as "
+                    "TrailBlazer)", ge=1e-6),
+    "shared_tokens": Option(str, "all", "rows a region reads besides its source's: all (start, end and padding "
+                            "rows), start, none (true = all, false = none)",
+                            choices=("all", "start", "none", "true", "false")),
+    "background": Option(str, "empty", "what positions outside every box read: empty (the non-source rows) or all",
+                         choices=("empty", "all")),
 }
 
 

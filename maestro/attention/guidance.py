@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from maestro.attention.regions import check_groups, groups_key
+from maestro.attention.regions import BoundedCache, check_groups, groups_key, is_still
 
 if TYPE_CHECKING:
     import torch
@@ -59,13 +59,14 @@ def push_maps(windows: "torch.Tensor") -> "torch.Tensor":
 
 class GuidanceMaps:
     """Per-row multipliers and offsets of one layout, made once per (height, width, frames, first frame, rows,
-    groups, device)."""
+    groups, device) — per (height, width, rows, groups, device) for a still layout — and kept while recent."""
 
     def __init__(self, layout: "Layout", sigma: float = 1 / 3, weaken: float = 0.05) -> None:
         self.layout = layout
         self.sigma = sigma
         self.weaken = weaken
-        self._cache: dict[tuple, tuple["torch.Tensor", "torch.Tensor"]] = {}
+        self._still = is_still(layout)
+        self._cache = BoundedCache()
 
     def __call__(
         self,
@@ -85,11 +86,15 @@ class GuidanceMaps:
         import torch
 
         device = torch.device(device)
+        if self._still:  # the same maps for every frame, whichever they are (see _build)
+            frames, first_frame = 1, 0
         key = (height, width, frames, first_frame, groups_key(groups), context_len, device)
-        if key not in self._cache:
+
+        def make() -> tuple["torch.Tensor", "torch.Tensor"]:
             with torch.inference_mode(False), torch.no_grad():  # cached maps must also serve later autograd calls
-                self._cache[key] = self._build(height, width, frames, groups, context_len, device, first_frame)
-        return self._cache[key]
+                return self._build(height, width, frames, groups, context_len, device, first_frame)
+
+        return self._cache.get(key, make)
 
     def _build(
         self,

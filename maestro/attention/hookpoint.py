@@ -32,6 +32,18 @@ class AttentionSite:
     token_groups: tuple[slice, ...]  # context rows carrying each source's tokens
     conditional: bool = True  # False for the unconditional (guidance) pass
     frame_offset: int = 0  # index of this batch's first frame in the whole video (windowed generation)
+    # Diagonal denoising (FIFO): each frame of the batch at its own step, and its own index in the whole video.
+    # None: every frame is at `step`, and frame f is frame_offset + f. When given, `step` is the smallest of them.
+    frame_steps: tuple[int, ...] | None = None
+    frame_indices: tuple[int, ...] | None = None
+
+    def step_of(self, frame: int) -> int:
+        """Denoising step of frame `frame` (0-based position in this batch's frames)."""
+        return self.step if self.frame_steps is None else self.frame_steps[frame]
+
+    def index_of(self, frame: int) -> int:
+        """Index in the whole video of frame `frame` (0-based position in this batch's frames)."""
+        return self.frame_offset + frame if self.frame_indices is None else self.frame_indices[frame]
 
 
 class AttentionHook(Protocol):

@@ -4,6 +4,8 @@ Spatial cross-attention of the conditional pass, at every resolution and frame:
 - steps `< guidance_steps` (paper: 6 of 50): layout guidance, TrailBlazer-style edits of the logits (`guidance`);
 - later steps: the mosaic proper, each latent position reads only its own source's rows plus the shared rows
   (`regions`), in one SDPA call with a cached additive mask.
+When the site gives each frame its own step and video index (FIFO's diagonal denoising), each frame's own step picks
+its phase and its own index its layout frame; frames are handled in runs of one phase and consecutive indices.
 The unconditional pass is plain attention. The hook holds only caches; it patches nothing.
 """
 
@@ -14,18 +16,16 @@ from typing import TYPE_CHECKING, Any
 from maestro.attention.builtins import MOSAIC_OPTIONS
 from maestro.attention.guidance import GuidanceMaps, guided_attention
 from maestro.attention.hookpoint import AttentionSite, plain_attention
-from maestro.attention.regions import BACKGROUND_CHOICES, SHARED_CHOICES, MosaicMask
+from maestro.attention.regions import MosaicMask
 from maestro.errors import UsageError
-from maestro.options import as_float, as_int
 from maestro.types import Layout
 
 if TYPE_CHECKING:
     import torch
 
-OPTIONS = MOSAIC_OPTIONS  # declared beside the registration, which must not import this module
+OPTIONS = MOSAIC_OPTIONS  # declared (types, ranges, choices) beside the registration, and validated there
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+SHARED_ALIASES = {True: "all", False: "none", "true": "all", "false": "none"}
 
 
 class AttentionMosaic:
@@ -34,24 +34,24 @@ class AttentionMosaic:
     def __init__(
         self,
         layout: Layout,
-        guidance_steps: int | str = 6,
-        strengthen: float | str = 0.5,
-        weaken: float | str = 0.05,
-        sigma: float | str = 1 / 3,
-        shared_tokens: bool | str = True,
+        guidance_steps: int = 6,
+        strengthen: float = 0.5,
+        weaken: float = 0.05,
+        sigma: float = 1 / 3,
+        shared_tokens: bool | str = "all",
         background: str = "empty",
     ) -> None:
+        """Values as `OPTIONS` declares them (the pipeline and `ComponentSpec.build` validate the user's strings);
+        `shared_tokens` also takes true (= all) and false (= none)."""
         if not isinstance(layout, Layout):
             raise TypeError(f"AttentionMosaic needs a maestro.types.Layout, got {type(layout).__name__}")
         self.layout = layout
-        self.guidance_steps = as_int("guidance_steps", guidance_steps, minimum=0)
-        self.strengthen = as_float("strengthen", strengthen)
-        self.weaken = as_float("weaken", weaken)
-        self.sigma = as_float("sigma", sigma)
-        if self.sigma <= 0:
-            raise UsageError(f"sigma must be > 0 (a fraction of the box side), not {sigma!r}")
-        self.shared_tokens = _shared(shared_tokens)
-        self.background = _choice("background", background, BACKGROUND_CHOICES)
+        self.guidance_steps = int(guidance_steps)
+        self.strengthen = float(strengthen)
+        self.weaken = float(weaken)
+        self.sigma = float(sigma)
+        self.shared_tokens = SHARED_ALIASES.get(shared_tokens, shared_tokens)
+        self.background = background
         self.masks = MosaicMask(layout, self.shared_tokens, self.background)
         self.guidance = GuidanceMaps(layout, self.sigma, self.weaken)
 
@@ -61,7 +61,45 @@ class AttentionMosaic:
             return "plain"
         return "guidance" if site.step < self.guidance_steps else "mosaic"
 
+    def frame_phases(self, site: AttentionSite) -> tuple[str, ...]:
+        """The phase of every frame of the call: each frame's own step decides (FIFO gives one per frame)."""
+        if not site.conditional:
+            return ("plain",) * site.frames
+        return tuple("guidance" if site.step_of(f) < self.guidance_steps else "mosaic" for f in range(site.frames))
+
     def __call__(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        if site.frame_steps is None and site.frame_indices is None:
+            return self._attend(q, k, v, site)
+        runs = self._runs(site)
+        if len(runs) == 1:
+            return self._attend(q, k, v, runs[0][2])
+        # Frames in different phases (or not consecutive in the video): each run of frames on its own.
+        _check_shapes(q, k, site)
+        batch = int(q.shape[0]) // site.frames
+        out = q.new_empty(q.shape)
+        per_frame = lambda t: t.view(batch, site.frames, *t.shape[1:])  # noqa: E731
+        for start, stop, sub in runs:
+            part = [per_frame(t)[:, start:stop].reshape(batch * sub.frames, *t.shape[1:]) for t in (q, k, v)]
+            per_frame(out)[:, start:stop] = self._attend(*part, sub).view(batch, sub.frames, *q.shape[1:])
+        return out
+
+    def _runs(self, site: AttentionSite) -> list[tuple[int, int, AttentionSite]]:
+        """Maximal runs of frames in one phase with consecutive video indices, each with a single-step site."""
+        from dataclasses import replace
+
+        phases = self.frame_phases(site)
+        runs = []
+        start = 0
+        for f in range(1, site.frames + 1):
+            if f == site.frames or phases[f] != phases[start] or site.index_of(f) != site.index_of(f - 1) + 1:
+                runs.append((start, f, replace(site, frames=f - start, step=site.step_of(start),
+                                                frame_offset=site.index_of(start), frame_steps=None,
+                                                frame_indices=None)))
+                start = f
+        return runs
+
+    def _attend(self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite) -> "torch.Tensor":
+        """One call whose frames share a phase and are consecutive from `site.frame_offset`."""
         phase = self.phase(site)
         if phase == "plain":
             return plain_attention(q, k, v, site)
@@ -93,21 +131,3 @@ def _check_shapes(q: "torch.Tensor", k: "torch.Tensor", site: AttentionSite) -> 
         raise ValueError(f"{site.layer}: {q.shape[-2]} queries for a {site.height}×{site.width} latent grid")
     if site.frames < 1 or q.shape[0] % site.frames:
         raise ValueError(f"{site.layer}: batch {q.shape[0]} is not a multiple of {site.frames} frames")
-
-
-def _shared(value: Any) -> str:
-    if isinstance(value, bool):
-        return "all" if value else "none"
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return "all"
-    if text in _FALSE:
-        return "none"
-    return _choice("shared_tokens", text, SHARED_CHOICES)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return text

@@ -12,7 +12,8 @@ position outside that source's region, bit for bit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence
 
 from maestro.errors import UsageError
 
@@ -27,6 +28,36 @@ BACKGROUND_CHOICES = ("empty", "all")  # what positions outside every box read: 
 # CUDA's memory-efficient SDPA kernel copies (pads) a mask whose row stride is not a multiple of 16 on every call;
 # storing the mask padded once avoids that copy.
 _CUDA_ROW_ALIGN = 16
+
+
+# Cached masks and maps per hook. A windowed video needs a handful (one per resolution); FIFO shifts its windows by a
+# frame every iteration, so with a moving layout every call asks for new ones: keep only the most recent.
+CACHE_ENTRIES = 32
+
+
+class BoundedCache:
+    """The `CACHE_ENTRIES` most recently used values, made by `make()` on a miss."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = self._items[key] = make()
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+        return value
+
+    def values(self) -> list[Any]:
+        return list(self._items.values())
+
+
+def is_still(layout: "Layout") -> bool:
+    """True when no box moves: every frame of the layout is the same, so the frame index does not matter."""
+    return all(len(set(boxes)) <= 1 for boxes in layout.boxes)
 
 
 def groups_key(groups: Sequence[slice]) -> tuple[tuple[int, int], ...]:
@@ -112,7 +143,7 @@ def query_rows(
 
 class MosaicMask:
     """The additive mask of one layout, made once per (height, width, frames, first frame, rows, groups, batch,
-    device, dtype)."""
+    device, dtype) — per (height, width, rows, groups, device, dtype) for a still layout — and kept while recent."""
 
     def __init__(self, layout: "Layout", shared: str = "all", background: str = "empty") -> None:
         if shared not in SHARED_CHOICES:
@@ -122,7 +153,8 @@ class MosaicMask:
         self.layout = layout
         self.shared = shared
         self.background = background
-        self._cache: dict[tuple, "torch.Tensor | None"] = {}
+        self._still = is_still(layout)
+        self._cache = BoundedCache()
 
     def __call__(
         self,
@@ -143,13 +175,15 @@ class MosaicMask:
         import torch
 
         device = torch.device(device)
+        if self._still:  # one map broadcast over every frame, whichever they are (see _build)
+            frames, batch, first_frame = 1, 1, 0
         key = (height, width, frames, first_frame, groups_key(groups), context_len, batch, device, dtype)
-        if key not in self._cache:
+
+        def make() -> "torch.Tensor | None":
             with torch.inference_mode(False), torch.no_grad():  # a cached mask must also serve later autograd calls
-                self._cache[key] = self._build(
-                    height, width, frames, groups, context_len, batch, device, dtype, first_frame
-                )
-        return self._cache[key]
+                return self._build(height, width, frames, groups, context_len, batch, device, dtype, first_frame)
+
+        return self._cache.get(key, make)
 
     def _build(
         self,

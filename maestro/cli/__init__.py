@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import signal
 import sys
+import threading
+from typing import Any, Iterator
 
 import click
 
@@ -13,7 +18,9 @@ from maestro.errors import MaestroError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="maestro")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of short messages.")
-def cli(debug: bool) -> None:
+@click.option("--no-plugins", is_flag=True,
+              help="Load only Maestro's built-in components (MAESTRO_DISABLE_PLUGINS=a,b disables some).")
+def cli(debug: bool, no_plugins: bool) -> None:
     """Maestro turns a recording with several sounds into a video where each sound gets its own place on screen.
 
     \b
@@ -24,7 +31,7 @@ def cli(debug: bool) -> None:
     """
 
 
-def _add_commands() -> None:
+def _add_commands(entry_points: bool = True) -> None:
     from maestro.cli.batch import batch
     from maestro.cli.eval import eval_command
     from maestro.cli.listing import info, plugins_command
@@ -32,6 +39,8 @@ def _add_commands() -> None:
     from maestro.cli.weights import weights_group
     from maestro.plugins import get_plugins
 
+    # Built-in commands only: a plugin's command from an earlier call in this process must not linger.
+    cli.commands.clear()
     cli.add_command(run)
     cli.add_command(plugins_command, name="plugins")
     cli.add_command(plugins_command, name="list")
@@ -39,24 +48,31 @@ def _add_commands() -> None:
     cli.add_command(weights_group)
     cli.add_command(batch)
     cli.add_command(eval_command)
-    get_plugins().add_commands(cli)
+    get_plugins(entry_points=entry_points).add_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run_main(argv))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds (and cleans up) exactly as Ctrl-C does."""
+
+
 def run_main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: 0 ok, 1 run failure, 2 usage error, 130 interrupted."""
+    """Run the CLI and return its exit code: 0 ok, 1 run failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _add_commands()
+    # Plugins add commands, so whether to load them must be known before click parses the command line.
+    _add_commands(entry_points="--no-plugins" not in _global_options(args))
     try:
-        result = cli.main(args=args, prog_name="maestro", standalone_mode=False)
+        with _sigterm_as_interrupt():
+            result = cli.main(args=args, prog_name="maestro", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C (and SIGTERM) into Abort
         _error("interrupted: nothing was written to the output folder")
-        return 130
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+        return 128 + signal.SIGTERM if terminated else 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -69,11 +85,50 @@ def run_main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal(exc)
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        _error(f"no space left on device{where}: free some space (or choose another folder with -o) and run again")
+        return 1
     except Exception as exc:  # noqa: BLE001 - a bug: short message, traceback with --debug
         if debug:
             raise
-        _error(f"internal error ({type(exc).__name__}: {exc}). Re-run with --debug for the traceback and report it.")
-        return 1
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    _error(f"internal error ({type(exc).__name__}: {exc}). Re-run with --debug for the traceback and report it.")
+    return 1
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM (`kill`, a scheduler's time limit) unwinds like Ctrl-C: staging is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _global_options(args: list[str]) -> list[str]:
+    """The options before the sub-command's name (`maestro --no-plugins run ...`)."""
+    head = []
+    for arg in args:
+        if not arg.startswith("-"):
+            break
+        head.append(arg)
+    return head
 
 
 def _error(message: str) -> None:

@@ -12,7 +12,7 @@ from maestro.components import KINDS
 KIND_TITLES = {"separator": "Separators", "audio_encoder": "Audio encoders", "layout_planner": "Layout planners",
                "backbone": "Video backbones", "attention_hook": "Attention hooks"}
 STATUS_STYLE = {"ready": "green", "needs weights": "yellow", "needs packages": "yellow", "needs GPU": "yellow",
-                "not installed": "dim", "broken": "red"}
+                "not installed": "dim", "broken": "red", "clash": "red", "disabled": "dim"}
 
 
 def component_rows() -> list[dict[str, Any]]:
@@ -24,18 +24,28 @@ def component_rows() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for spec in plugins.registry.all():
         status, detail = spec.status()
-        rows.append({"name": spec.name, "kind": spec.kind, "plugin": spec.plugin, "version": spec.version,
-                     "status": status, "detail": detail, "summary": spec.summary, "preview": spec.preview})
+        rows.append({"name": spec.name, "kind": spec.kind, "plugin": spec.plugin, "distribution": spec.distribution,
+                     "version": spec.version, "status": status, "detail": detail, "summary": spec.summary,
+                     "preview": spec.preview})
+    for clash in plugins.clashes:
+        rows.append({"name": clash.name, "kind": clash.kind if clash.kind in KINDS else "command",
+                     "plugin": clash.rejected, "version": "", "status": "clash",
+                     "detail": f"{clash.rejected} registers it too; {clash.kept} keeps the name",
+                     "summary": "", "preview": False})
     for known in known_components():
         if (known["kind"], known["name"]) not in plugins.registry:
             rows.append({"name": known["name"], "kind": known["kind"], "plugin": known["plugin"], "version": "",
                          "status": "not installed", "detail": f"pip install -e {known['path']}",
                          "summary": known.get("summary", ""), "preview": False})
-    order = {k: i for i, k in enumerate(KINDS)}
+    order = {k: i for i, k in enumerate((*KINDS, "command"))}
     rows.sort(key=lambda r: (order[r["kind"]], r["status"] == "not installed"))
     for broken in plugins.broken:
         rows.append({"name": broken.name, "kind": None, "plugin": broken.name, "distribution": broken.distribution,
                      "version": "", "status": "broken", "reason": broken.reason, "detail": broken.reason})
+    for off in plugins.disabled:
+        rows.append({"name": off.name, "kind": None, "plugin": off.name, "distribution": off.distribution,
+                     "version": off.version, "status": "disabled", "reason": "MAESTRO_DISABLE_PLUGINS",
+                     "detail": "disabled by MAESTRO_DISABLE_PLUGINS"})
     return rows
 
 
@@ -44,8 +54,10 @@ def component_rows() -> list[dict[str, Any]]:
 def plugins_command(as_json: bool) -> None:
     """List installed components by kind, with plugin, version and status.
 
-    Status is one of: ready, needs weights, needs packages, needs GPU, not installed (a known plugin you can
-    install), broken (a plugin that failed to load; the reason is shown, and every other plugin still works).
+    Status is one of: ready (a run would work now), needs weights, needs packages, needs GPU, not installed (a
+    known plugin you can install), clash (a second registration of a taken name, rejected), broken (a plugin or
+    factory that cannot load; the reason is shown, and every other plugin still works), disabled
+    (MAESTRO_DISABLE_PLUGINS).
     """
     rows = component_rows()
     if as_json:
@@ -70,13 +82,14 @@ def plugins_command(as_json: bool) -> None:
         if not kind_rows:
             table.add_row("—", "", "[dim]none installed[/]", "")
         console.print(table)
-    broken = [r for r in rows if r["status"] == "broken"]
-    if broken:
-        table = Table(title="Broken plugins (skipped)", title_justify="left")
-        for col in ("plugin", "distribution", "reason"):
+    skipped = [r for r in rows if r["kind"] in (None, "command")]
+    if skipped:
+        table = Table(title="Broken plugins, disabled plugins and command clashes (skipped)", title_justify="left")
+        for col in ("name", "distribution", "status", "reason"):
             table.add_column(col, overflow="fold")
-        for r in broken:
-            table.add_row(r["name"], r["distribution"], f"[red]{r['reason']}[/]")
+        for r in skipped:
+            style = STATUS_STYLE.get(r["status"], "")
+            table.add_row(r["name"], r.get("distribution", ""), f"[{style}]{r['status']}[/]", r["detail"])
         console.print(table)
 
 
@@ -89,6 +102,7 @@ def info(name: str, kind: str | None) -> None:
 
     from maestro import weights
     from maestro.errors import UnknownComponentError
+    from maestro.options import declared_help
     from maestro.plugins import get_plugins
     from maestro.registry import unknown_message
 
@@ -111,13 +125,13 @@ def info(name: str, kind: str | None) -> None:
         if spec.packages:
             console.print(f"  packages: {', '.join(spec.packages)}")
         console.print("  options:" + ("" if spec.options else " none"))
-        for opt, help_text in spec.options.items():
-            console.print(f"    {opt:<16} {help_text}")
+        for opt, declaration in spec.options.items():
+            console.print(f"    {opt:<16} {declared_help(declaration)}", highlight=False)
         for file_id in spec.weights:
             wf = weights.catalogue().get(file_id)
             where = weights.local_path(file_id)
             if wf is None:
-                console.print(f"  weights:  {file_id} (not in registry/weights.toml)")
+                console.print(f"  weights:  {file_id} (declared by no registry or plugin)")
                 continue
             console.print(f"  weights:  {file_id}: {wf.filename} from {wf.source or 'see note'} "
                           f"[{'present at ' + str(where) if where else 'missing'}] license: {wf.license}")

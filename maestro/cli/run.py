@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -13,11 +14,16 @@ from maestro.cli.options import parse_key_values
 if TYPE_CHECKING:
     from maestro.pipeline import RunOptions
 
+MAX_SEED = 2**63 - 1  # torch generators take 64 bits; components add small offsets to the seed
+
 
 @click.command(context_settings={"max_content_width": 110})
 @click.argument("audio", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Folder for video.mp4, stems/, layout.png and manifest.json [default: maestro-out/<first input's name>].")
+@click.option("-o", "--output", type=click.Path(path_type=str), callback=lambda ctx, param, value: _folder(value),
+              help="Folder for video.mp4, stems/, layout.png and manifest.json [default: maestro-out/<first input's "
+                   "name>]. Maestro replaces only what its own earlier manifest there lists.")
+@click.option("--force", is_flag=True, help="Replace files in the output folder that are in the way even if no Maestro "
+                                            "manifest there lists them (they are deleted).")
 @click.option("--separator", metavar="NAME", help="How to split the mixture (default: nmf; files for several inputs).")
 @click.option("--sources", "-k", type=click.IntRange(min=1), help="Number of sources K (default: the separator's).")
 @click.option("--encoder", default="spectral", show_default=True, metavar="NAME", help="Audio encoder.")
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
 @click.option("--hook", default="auto", show_default=True, metavar="NAME|none",
               help="Attention hook for diffusion backbones (auto: mosaic when installed).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Backbone weights file (= --backbone-opt weights=PATH).")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Use only the first S seconds of audio.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice in the run.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), callback=lambda ctx, param, value: _finite(value),
+              help="Use only the first S seconds of audio.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Seed for every random choice in the run.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--separator-opt", multiple=True, metavar="KEY=VALUE", help="Option for the separator (repeatable).")
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Option for the audio encoder.")
@@ -41,7 +49,8 @@ if TYPE_CHECKING:
 def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sources: int | None, encoder: str, layout: str,
         backbone: str, hook: str, weights: str | None, seconds: float | None, seed: int, device: str,
         separator_opt: tuple[str, ...], encoder_opt: tuple[str, ...], layout_opt: tuple[str, ...],
-        backbone_opt: tuple[str, ...], hook_opt: tuple[str, ...], overlay: bool, no_cache: bool, quiet: bool) -> None:
+        backbone_opt: tuple[str, ...], hook_opt: tuple[str, ...], overlay: bool, no_cache: bool, quiet: bool,
+        force: bool) -> None:
     """Make a video from AUDIO: one mixture, or one file per source (the paper's setting).
 
     \b
@@ -89,12 +98,31 @@ def to_run_options(params: dict[str, Any]) -> "RunOptions":
         "attention_hook": parse_key_values(params["hook_opt"], "--hook-opt"),
     }
     return RunOptions(
-        inputs=list(audio), output=params["output"] or Path("maestro-out") / audio[0].stem,
+        inputs=list(audio), output=params["output"] or _default_output(audio[0]),
         separator=params["separator"], sources=params["sources"], encoder=params["encoder"], layout=params["layout"],
         backbone=params["backbone"], hook=None if params["hook"].lower() == "none" else params["hook"],
         options={k: v for k, v in options.items() if v}, seconds=params["seconds"], seed=params["seed"],
-        device=params["device"], overlay=params["overlay"], use_cache=not params["no_cache"],
+        device=params["device"], overlay=params["overlay"], use_cache=not params["no_cache"], force=params["force"],
     )
+
+
+def _default_output(first_input: Path) -> Path:
+    # An input named "...wav" has the stem "..": never let the default folder climb out of maestro-out/.
+    return Path("maestro-out") / (first_input.stem.lstrip(".") or "input")
+
+
+def _folder(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("must name a folder (an empty name would mean the current one); give -o DIR")
+    return Path(value)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number of seconds, not {value}")
+    return value
 
 
 def _run_with_progress(run_options: Any) -> Any:

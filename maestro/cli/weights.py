@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from maestro.weights import WeightFile
 
 
 @click.group("weights")
@@ -23,13 +28,21 @@ def list_weights() -> None:
     from maestro import weights
 
     table = Table()
-    for col in ("id", "file", "used by", "license", "here"):
+    for col in ("id", "file", "used by", "license", "sha256", "here"):
         table.add_column(col, overflow="fold")
     for wf in weights.catalogue().values():
         path = weights.local_path(wf.id)
         here = f"[green]{path}[/]" if path else f"[yellow]missing[/] — get {wf.source or '(see note)'}\nput at {wf.manual_path}"
-        table.add_row(wf.id, wf.filename, wf.used_by, wf.license, here)
+        table.add_row(wf.id, wf.filename, wf.used_by, wf.license, _published(wf), here)
     Console().print(table)
+
+
+def _published(wf: "WeightFile") -> str:
+    if wf.sha256:
+        return f"published ({wf.sha256[:12]}...)"
+    if wf.sha256_prefix:
+        return f"prefix only ({wf.sha256_prefix})"
+    return "[yellow]unverified (no published sha256)[/]"
 
 
 @weights_group.command("fetch")
@@ -43,16 +56,31 @@ def fetch_weights(ids: tuple[str, ...]) -> None:
         click.echo(f"{file_id}: {path}")
 
 
+# Exit codes of `maestro weights verify` (2 stays click's usage error).
+EXIT_CORRUPT, EXIT_UNVERIFIED = 1, 3
+_COLOURS = {"ok": "green", "ok-prefix": "green", "unverified": "yellow", "missing": "yellow", "corrupt": "red"}
+
+
 @weights_group.command("verify")
 @click.argument("ids", nargs=-1)
 def verify_weights(ids: tuple[str, ...]) -> None:
-    """Check the sha256 of local weight files (all known ones by default). Exit 1 if any is corrupt."""
+    """Check local weight files against their published sha256 and size (all known ones by default).
+
+    \b
+    Exit codes: 0 every file present matches its published hash (or hash prefix);
+                1 a file is corrupt, or a file named on the command line is missing;
+                3 none is corrupt, but one has no published sha256 to check (unverified).
+    """
     from maestro import weights
 
-    failed = False
+    seen: set[str] = set()
     for file_id in ids or tuple(weights.catalogue()):
         status, path = weights.verify(file_id)
-        failed |= status == "corrupt"
-        click.echo(f"{file_id}: {status}" + (f" ({path})" if path else ""))
-    if failed:
-        raise SystemExit(1)
+        if status != "missing" or ids:
+            seen.add(status)
+        label = click.style(weights.VERIFY_STATES[status], fg=_COLOURS[status])
+        click.echo(f"{file_id}: {label}" + (f" ({path})" if path else ""))
+    if "corrupt" in seen or "missing" in seen:
+        raise SystemExit(EXIT_CORRUPT)
+    if "unverified" in seen:
+        raise SystemExit(EXIT_UNVERIFIED)

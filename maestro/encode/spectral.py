@@ -20,6 +20,7 @@ Stereo input is analysed as its mono mix; panning is the layout planner's busine
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from maestro.errors import UsageError
@@ -141,22 +142,23 @@ _MEL_CACHE: dict[tuple[int, int, int], "torch.Tensor"] = {}
 def _mel_filters(n_fft: int, rate: int, n_mels: int) -> "torch.Tensor":
     """Triangular filters `[n_fft // 2 + 1, n_mels]` on the HTK mel scale from 30 Hz to Nyquist, each summing to 1."""
     import torch
+    import torchaudio.functional as AF
 
     key = (n_fft, rate, n_mels)
     if key not in _MEL_CACHE:
         nyquist = rate / 2
+        n_freqs = n_fft // 2 + 1
         f_min = min(30.0, nyquist / 4)
-        to_mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)  # noqa: E731
-        edges_mel = torch.linspace(to_mel(f_min), to_mel(nyquist), n_mels + 2, dtype=torch.float64)
-        edges = 700.0 * (10.0 ** (edges_mel / 2595.0) - 1.0)
-        bins = torch.linspace(0.0, nyquist, n_fft // 2 + 1, dtype=torch.float64)[:, None]
-        lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-        rising = (bins - lower) / (centre - lower)
-        falling = (upper - bins) / (upper - centre)
-        tri = torch.minimum(rising, falling).clamp(min=0.0)
+        with warnings.catch_warnings():  # "some filters are all zeros": handled just below
+            warnings.simplefilter("ignore", UserWarning)
+            tri = AF.melscale_fbanks(n_freqs, f_min, nyquist, n_mels, rate, norm=None, mel_scale="htk").double()
         # Narrow low bands can fall between bins: give each at least its nearest bin, then normalise to unit area,
         # so a band's value is the mean power it sees and bands of different widths read on the same dB scale.
-        nearest = (bins - centre).abs().argmin(dim=0)
+        to_mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)  # noqa: E731
+        centres_mel = torch.linspace(to_mel(f_min), to_mel(nyquist), n_mels + 2, dtype=torch.float64)[1:-1]
+        centres = 700.0 * (10.0 ** (centres_mel / 2595.0) - 1.0)
+        bins = torch.linspace(0.0, nyquist, n_freqs, dtype=torch.float64)[:, None]
+        nearest = (bins - centres).abs().argmin(dim=0)
         tri[nearest, torch.arange(n_mels)] = tri[nearest, torch.arange(n_mels)].clamp(min=1.0)
         _MEL_CACHE[key] = (tri / tri.sum(dim=0, keepdim=True)).float()
     return _MEL_CACHE[key]

@@ -312,11 +312,18 @@ class FromFile:
         fps = frames / max(stems.sources[0].duration, 1e-9)
         positions = np.arange(frames, dtype=np.float64)
         boxes: list[list[Box]] = []
-        for _, keyframes in entries:
+        for index, (label, keyframes) in enumerate(entries):
             at = np.array([pos * fps if kind == "t" else pos for kind, pos, _ in keyframes])
             coords = np.array([box for _, _, box in keyframes], dtype=np.float64)  # [keys, 4]
             order = np.argsort(at, kind="stable")
             at, coords = at[order], coords[order]
+            same = np.flatnonzero(np.isclose(np.diff(at), 0.0, atol=1e-6))
+            if same.size:  # a t and a frame keyframe at one instant: which box holds there is ambiguous
+                a, b = (keyframes[order[j]] for j in (same[0], same[0] + 1))
+                raise UsageError(
+                    f"{self.path}: source {label or index} has two keyframes at the same instant ({_key(a)} and "
+                    f"{_key(b)}, at {fps:g} frames per second): keep one of them"
+                )
             # np.interp holds the end values outside the keyframes, as the format promises.
             track = np.stack([np.interp(positions, at, coords[:, i]) for i in range(4)], axis=1)
             boxes.append([tuple(float(v) for v in row) for row in track])
@@ -385,12 +392,12 @@ def _parse(path: Path, text: str) -> Any:
     if suffix == ".json":
         try:
             return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path} is not valid JSON: {exc}") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer longer than Python's 4300-digit limit
+            raise UsageError(f"{path} is not valid JSON: {_short_error(exc)}") from None
     if suffix not in (".yaml", ".yml"):
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except ValueError:
             pass  # not JSON: try YAML, which also reads JSON-like text
     try:
         import yaml
@@ -400,8 +407,12 @@ def _parse(path: Path, text: str) -> Any:
         ) from None
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is neither valid JSON nor valid YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise UsageError(f"{path} is neither valid JSON nor valid YAML: {_short_error(exc)}") from None
+
+
+def _short_error(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def _keyframe(entry: Any, where: str) -> tuple[str, float, Box]:
@@ -415,24 +426,44 @@ def _keyframe(entry: Any, where: str) -> tuple[str, float, Box]:
     if "box" not in entry:
         raise UsageError(f"{where} has no box")
     if "t" in entry:
-        t = entry["t"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise UsageError(f"{where}.t must be a time in seconds ≥ 0, got {t!r}")
-        return "t", float(t), _box(entry["box"], f"{where}.box")
+        t = _finite(entry["t"])
+        if t is None or t < 0:
+            raise UsageError(f"{where}.t must be a time in seconds ≥ 0, got {_shown(entry['t'])}")
+        return "t", t, _box(entry["box"], f"{where}.box")
     frame = entry["frame"]
-    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-        raise UsageError(f"{where}.frame must be a whole frame index ≥ 0, got {frame!r}")
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or _finite(frame) is None:
+        raise UsageError(f"{where}.frame must be a whole frame index ≥ 0, got {_shown(frame)}")
     return "frame", float(frame), _box(entry["box"], f"{where}.box")
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _key(keyframe: tuple[str, float, Box]) -> str:
+    kind, pos, _ = keyframe
+    return f"t={pos:g} s" if kind == "t" else f"frame {int(pos)}"
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a finite float, or None for anything else (a bool, a string, NaN, a 400-digit integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _box(value: Any, where: str) -> Box:
-    numbers = isinstance(value, (list, tuple)) and len(value) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    )
-    if numbers:
-        x0, y0, x1, y1 = (float(v) for v in value)
+    numbers = [_finite(v) for v in value] if isinstance(value, (list, tuple)) and len(value) == 4 else []
+    if numbers and None not in numbers:
+        x0, y0, x1, y1 = numbers  # type: ignore[misc]
         if 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1:
             return x0, y0, x1, y1
     raise UsageError(
-        f"{where} must be [x0, y0, x1, y1] in [0, 1] with x0 < x1 and y0 < y1 (fractions of the frame), got {value!r}"
+        f"{where} must be [x0, y0, x1, y1] in [0, 1] with x0 < x1 and y0 < y1 (fractions of the frame), "
+        f"got {_shown(value)}"
     )

@@ -1,4 +1,4 @@
-"""Helpers every model-based separator needs: fit the mixture to a model's rate and channels, bring the stems back
+"""Helpers every separator needs: check the input, fit the mixture to a model's rate and channels, bring the stems back
 to the input's rate, channels and length, reduce a model's fixed stems to K sources, and seed hidden randomness."""
 
 from __future__ import annotations
@@ -13,17 +13,21 @@ from maestro.errors import InputError
 from maestro.types import Audio, Stems
 
 
-def mixture_tensor(mixture: Audio) -> torch.Tensor:
-    """The mixture's samples as float32 [C, N] on the CPU, checked for NaN/inf."""
+def mixture_tensor(mixture: Audio, name: str = "the mixture") -> torch.Tensor:
+    """The samples as float32 [C, N] on the CPU, checked (shape, NaN/inf, rate); `name` says whose in errors.
+
+    Every separator (and the files combiner, once per file) checks its input here, so the checks and their messages
+    are the same everywhere.
+    """
     x = mixture.samples.detach().to(torch.float32).cpu()
     if x.dim() == 1:
         x = x.unsqueeze(0)
     if x.dim() != 2 or x.shape[0] < 1:
-        raise InputError(f"expected mixture samples [channels, samples], got shape {tuple(x.shape)}")
+        raise InputError(f"{name}: expected samples [channels, samples], got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
-        raise InputError("the mixture has NaN or infinite samples; fix or re-export the audio file")
+        raise InputError(f"{name} has NaN or infinite samples; fix or re-export the audio file")
     if int(mixture.sample_rate) <= 0:
-        raise InputError(f"the mixture has an invalid sample rate {mixture.sample_rate}")
+        raise InputError(f"{name} has an invalid sample rate {mixture.sample_rate}")
     return x
 
 

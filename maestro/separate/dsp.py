@@ -1,17 +1,22 @@
-"""The built-in DSP separator: NMF atoms of the spectrogram, grouped into K sources by cues, then Wiener masks.
+"""The built-in DSP separator: direction clusters of a stereo image, else NMF atoms of the spectrogram grouped into
+K sources by cues; soft masks either way.
 
 Method (docs/separation.md says more, with measured numbers and the limits):
 1. STFT of every channel (~46 ms Hann window, 75 % overlap, at the input rate). V = the channel-mean magnitude.
-2. Harmonic/percussive split of V by median filtering (along time for the harmonic part, along frequency for the
-   percussive part), so that no NMF atom has to model a tone and a noise burst at once.
-3. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations.
-4. Every atom gets six scalar cues: which part it came from, how much of its energy is in the channels' difference
-   (spatial width; zero for mono), spectral flatness, spectral centroid, temporal flux, temporal sparsity.
-5. Grouping by recursive binary splits: at each step every group is split along every cue at the threshold that best
-   separates the cue's values (weighted by atom energy); the split kept is the one whose Wiener masks are most
-   decisive and whose groups are most evenly loud (`balance - decisiveness_weight * mask entropy`). K−1 steps give K.
-6. Soft Wiener masks V_k² / Σ_j V_j² from each group's NMF model are applied to the complex STFT of every channel,
-   so the stems add up to the mixture. Stems are ordered from low to high spectral centroid.
+2. Stereo only: every bin's pan position from the channels' level difference; a power-weighted K-component Gaussian
+   mixture over those positions (DUET-style). If its clusters are far apart (d′ ≥ `spatial_threshold`), their
+   posteriors are the masks, left to right, and steps 3–6 are skipped.
+3. Harmonic/percussive split of V by median filtering, so that no NMF atom has to model a tone and a noise burst.
+4. KL-NMF of each part (multiplicative updates, random start from the run seed): `atoms` spectra × activations;
+   steps 4–6 run `restarts` times from different starts and their masks are averaged.
+5. Every atom gets seven scalar cues: which part it came from, spatial width (side vs mid energy), direction (mean
+   pan of the bins it explains), spectral flatness, spectral centroid, temporal flux, temporal sparsity.
+6. Grouping by recursive binary splits along the cues, scored by `balance − decisiveness_weight · mask entropy`;
+   K−1 steps give K groups, whose NMF models give Wiener masks. If the masks are nearly even everywhere (entropy
+   above `undecided_entropy`) no split is decisive: every stem becomes the mixture scaled by its share, with a
+   warning. Then every mask gets a floor (`mask_floor` of the mixture spread evenly).
+7. The masks are applied to the complex STFT of every channel, so the stems add up to the mixture. NMF stems are
+   ordered from low to high spectral centroid.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 import torch
 
 from maestro.components import RunContext
-from maestro.errors import InputError, UsageError
+from maestro.errors import UsageError
 from maestro.options import as_bool, as_float, as_int, check_sources
+from maestro.separate.adapt import mixture_tensor
+from maestro.separate.threads import cpu_threads
 from maestro.types import Audio, Stems
 
 _EPS = 1e-9
-CUES = ("part", "width", "flatness", "centroid", "flux", "sparsity")
+CUES = ("part", "width", "direction", "flatness", "centroid", "flux", "sparsity")
 
 
 class NMFSeparator:
@@ -44,6 +51,11 @@ class NMFSeparator:
         hpss: Any = "true",
         decisiveness_weight: Any = 0.5,
         default_sources: Any = 2,
+        threads: Any = 1,
+        spatial_threshold: Any = 3.0,
+        mask_floor: Any = 0.25,
+        undecided_entropy: Any = 0.6,
+        restarts: Any = 3,
     ) -> None:
         self.iterations = as_int("iterations", iterations, 1, 100_000)
         self.atoms = as_int("atoms", atoms, 0, 1000)  # per part; 0: 8 + 4·K
@@ -51,23 +63,26 @@ class NMFSeparator:
         self.hpss = as_bool("hpss", hpss)
         self.decisiveness_weight = as_float("decisiveness_weight", decisiveness_weight, 0.0, 100.0)
         self.default_sources = as_int("default_sources", default_sources, 1, 64)
+        self.threads = as_int("threads", threads, 1, 256)
+        self.spatial_threshold = as_float("spatial_threshold", spatial_threshold, 0.0, 1000.0)
+        self.mask_floor = as_float("mask_floor", mask_floor, 0.0, 1.0)
+        self.undecided_entropy = as_float("undecided_entropy", undecided_entropy, 0.0, 1.0)
+        self.restarts = as_int("restarts", restarts, 1, 20)
 
     # -- public --------------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
         k = check_sources(sources, self.default_sources)
-        x = mixture.samples.detach().to(torch.float32).cpu()
-        if x.dim() == 1:
-            x = x.unsqueeze(0)
-        if x.dim() != 2:
-            raise InputError(f"expected mixture samples [channels, samples], got shape {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise InputError("the mixture has NaN or infinite samples; fix or re-export the audio file")
+        x = mixture_tensor(mixture)
         if k == 1:
             return _stems([x.clone()], mixture, self.name)
-        return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
+        # The matrices here are small (about 1000 × 16 × 700 per 8 s): a second thread has little to split and
+        # stalls when another process holds a core (see maestro/separate/threads.py).
+        with cpu_threads(self.threads):
+            return _stems(self.separate_tensor(x, mixture.sample_rate, k, ctx), mixture, self.name)
 
     def separate_tensor(self, x: torch.Tensor, sample_rate: int, k: int, ctx: RunContext) -> list[torch.Tensor]:
-        """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off), low to high centroid."""
+        """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off): left to right when the direction
+        clusters decide, else low to high spectral centroid."""
         length = x.shape[-1]
         n_parts = 2 if self.hpss else 1
         per_part = self.atoms if self.atoms > 0 else 8 + 4 * k
@@ -87,37 +102,89 @@ class NMFSeparator:
         scale = float(v.mean())
         if not scale > 1e-12:
             return [torch.zeros_like(x) for _ in range(k)]
-        v = v / scale
+        power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for clustering and grouping
+        pan = bin_pan(spec)
 
-        if self.hpss:
-            harm, perc = _hpss(v, stft.frames_for(0.2), stft.bins_for(370.0))
-            parts = [harm, perc]
-        else:
-            parts = [v]
-        gen = ctx.generator(offset=7)
-        ws, hs, origin = [], [], []
-        with ctx.progress("separating (NMF)", self.iterations * len(parts)) as advance:
-            for index, part in enumerate(parts):
-                w, h = nmf_kl(part, per_part, self.iterations, gen, advance)
-                ws.append(w)
-                hs.append(h)
-                origin += [float(index)] * per_part
-        w = torch.cat(ws, dim=1)
-        h = torch.cat(hs, dim=0)
-        power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for the grouping criterion
-
-        cues = atom_cues(w, h, torch.tensor(origin, device=device), spec, scale, stft)
-        energy = h.sum(dim=1)  # W columns sum to 1
-        groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
-        groups = _order_by_centroid(groups, w, energy)
-
-        models = torch.stack([w[:, g] @ h[g] for g in groups])  # [K, F, T]
-        masks = _wiener(models)
+        masks = self._spatial_masks(pan, power, k)
+        if masks is None:
+            masks, undecided = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
+            if undecided > self.undecided_entropy:
+                # Nearly even masks everywhere: no split is decisive, and a wrong one is worse than none. Each stem
+                # gets the mixture scaled by its group's share: exactly as good as the mixture, never worse.
+                ctx.warn(f"nmf found no decisive split into {k} sources (mask entropy {undecided:.2f} > "
+                         f"{self.undecided_entropy:g}): every stem is the mixture scaled by its share")
+                shares = (masks * power).sum(dim=(1, 2)) / power.sum()
+                masks = shares[:, None, None].expand_as(masks)
+            # A floor on every mask: on the tune half of the benchmark pairs, a quarter of the mixture in every stem
+            # raised the mean and lifted the worst pairs (benchmarks/separation.py --half tune).
+            masks = (1 - self.mask_floor) * masks + self.mask_floor / k
         out = []
         for mask in masks:
             y = stft.inverse(spec * mask, padded)
             out.append(y[:, :length].to(torch.float32).cpu().contiguous())
         return out
+
+    def _spatial_masks(self, pan: torch.Tensor | None, power: torch.Tensor, k: int) -> torch.Tensor | None:
+        """Soft masks [K, F, T] from K direction clusters, left to right, if the stereo image is informative."""
+        if pan is None or self.spatial_threshold <= 0:
+            return None
+        clusters = cluster_pan(pan, power, k)
+        if clusters.separation < self.spatial_threshold or float(clusters.shares.min()) < 0.5 / (2 * k):
+            return None
+        return clusters.posterior
+
+    def _nmf_masks(
+        self,
+        v: torch.Tensor,
+        spec: torch.Tensor,
+        scale: float,
+        stft: "_Stft",
+        pan: torch.Tensor | None,
+        power: torch.Tensor,
+        k: int,
+        per_part: int,
+        ctx: RunContext,
+    ) -> tuple[torch.Tensor, float]:
+        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid, and how undecided the
+        groupings were (their mean `mask_entropy`).
+
+        With `restarts` > 1, NMF and grouping run again from other random starts and the masks are averaged (each
+        restart's groups matched to the first's by their overlap): one start's luck weighs less. Averaging softens
+        the masks, so how decided a grouping is, is measured on each run's own masks.
+        """
+        if self.hpss:
+            harm, perc = _hpss(v, stft.frames_for(0.2), stft.bins_for(370.0))
+            parts = [harm, perc]
+        else:
+            parts = [v]
+        runs = []
+        with ctx.progress("separating (NMF)", self.iterations * len(parts) * self.restarts) as advance:
+            for restart in range(self.restarts):
+                gen = ctx.generator(offset=7 + 1000 * restart)
+                ws, hs, origin = [], [], []
+                for index, part in enumerate(parts):
+                    w, h = nmf_kl(part, per_part, self.iterations, gen, advance)
+                    ws.append(w)
+                    hs.append(h)
+                    origin += [float(index)] * per_part
+                w = torch.cat(ws, dim=1)
+                h = torch.cat(hs, dim=0)
+                cues = atom_cues(w, h, torch.tensor(origin, device=w.device), spec, scale, stft, pan, power)
+                energy = h.sum(dim=1)  # W columns sum to 1
+                groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
+                groups = _order_by_centroid(groups, w, energy)
+                runs.append(_wiener(torch.stack([w[:, g] @ h[g] for g in groups])))  # [K, F, T]
+        undecided = sum(mask_entropy(masks, power) for masks in runs) / len(runs)
+        return torch.stack([_matched(runs[0], masks, power) for masks in runs]).mean(dim=0), undecided
+
+
+def _matched(reference: torch.Tensor, masks: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    """`masks` [K, F, T] reordered so that each lines up with the `reference` mask it overlaps most (by power)."""
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = torch.einsum("aft,bft,ft->ab", reference.double(), masks.double(), power.double())
+    _, order = linear_sum_assignment(overlap.cpu().numpy(), maximize=True)
+    return masks[torch.as_tensor(order, device=masks.device)]
 
 
 # -- STFT ------------------------------------------------------------------------------------------------------------
@@ -199,12 +266,39 @@ def nmf_kl(
 
 
 # -- cues and grouping -----------------------------------------------------------------------------------------------
+def bin_pan(spec: torch.Tensor) -> torch.Tensor | None:
+    """Direction of every time-frequency bin of a stereo STFT [2, F, T]: −1 all left, 0 centre, +1 all right.
+
+    The level difference read as an angle, atan2(|R|, |L|) mapped from [0, π/2] to [−1, 1]: a source panned with any
+    pan law puts its bins at its own pan position wherever it dominates (the W-disjoint orthogonality DUET relies on).
+    None for mono or more than two channels.
+    """
+    if spec.shape[0] != 2:
+        return None
+    return torch.atan2(spec[1].abs(), spec[0].abs()) * (4 / math.pi) - 1
+
+
 def atom_cues(
-    w: torch.Tensor, h: torch.Tensor, origin: torch.Tensor, spec: torch.Tensor, scale: float, stft: _Stft
+    w: torch.Tensor,
+    h: torch.Tensor,
+    origin: torch.Tensor,
+    spec: torch.Tensor,
+    scale: float,
+    stft: _Stft,
+    pan: torch.Tensor | None = None,
+    power: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Six scalar cues per atom (see the module docstring), each a tensor [R]."""
+    """Seven scalar cues per atom (see the module docstring), each a tensor [R]."""
     tiny = 1e-6
     model = w @ h + _EPS
+    # Direction: the power-weighted mean pan of the bins the atom explains (under its own soft mask). Unlike width,
+    # it tells a source on the left from one on the right. Zero without a stereo pair.
+    if pan is not None and power is not None:
+        weighted = power / model
+        on_all = ((w.T @ weighted) * h).sum(dim=1)
+        direction = ((w.T @ (weighted * pan)) * h).sum(dim=1) / (on_all + _EPS)
+    else:
+        direction = torch.zeros(w.shape[1], device=w.device, dtype=w.dtype)
     # Spatial width: the share of the atom's magnitude (under its own soft mask) that is in the channels' deviation
     # from their mean; for stereo that is the side signal |L − R| / 2 against the mid |L + R| / 2. Zero for mono.
     if spec.shape[0] > 1:
@@ -223,8 +317,8 @@ def atom_cues(
     hs = _smooth(h, 3) + tiny * h.mean() + _EPS
     flux = torch.log((hs[:, 1:] - hs[:, :-1]).clamp_min(0).mean(dim=1) / hs.mean(dim=1) + tiny)
     sparsity = torch.log(hs.norm(dim=1) / hs.sum(dim=1) * math.sqrt(hs.shape[1]))
-    return {"part": origin.to(w), "width": width, "flatness": flatness, "centroid": centroid, "flux": flux,
-            "sparsity": sparsity}
+    return {"part": origin.to(w), "width": width, "direction": direction, "flatness": flatness, "centroid": centroid,
+            "flux": flux, "sparsity": sparsity}
 
 
 def _smooth(h: torch.Tensor, width: int) -> torch.Tensor:
@@ -315,6 +409,13 @@ def _split_score(
     return float(shares.min() - decisiveness_weight * mean_entropy)
 
 
+def mask_entropy(masks: torch.Tensor, power: torch.Tensor) -> float:
+    """Power-weighted mean entropy of masks [K, F, T], in units of log K: 0 = every bin decided, 1 = all even."""
+    k = masks.shape[0]
+    entropy = -(masks * torch.log(masks + _EPS)).sum(dim=0)
+    return float((entropy * power).sum() / (power.sum() + _EPS)) / math.log(k)
+
+
 def _wiener(models: torch.Tensor) -> torch.Tensor:
     power = models.square()
     return power / (power.sum(dim=0, keepdim=True) + _EPS)
@@ -336,3 +437,50 @@ def _stems(estimates: list[torch.Tensor], mixture: Audio, separator: str) -> Ste
         for i, e in enumerate(estimates)
     ]
     return Stems(sources=sources, mixture=mixture, separator=separator)
+
+
+# -- spatial clustering ----------------------------------------------------------------------------------------------
+@dataclass
+class SpatialClusters:
+    """A K-component Gaussian mixture over the bins' pan positions, weighted by power (DUET's histogram, soft)."""
+
+    centres: torch.Tensor  # [K], −1 … +1, sorted left to right
+    spreads: torch.Tensor  # [K] standard deviations
+    shares: torch.Tensor  # [K] power share
+    posterior: torch.Tensor  # [K, F, T] responsibility of each cluster for each bin
+
+    @property
+    def separation(self) -> float:
+        """The smallest gap between neighbouring centres, in units of their pooled spread (d′)."""
+        if self.centres.numel() < 2:
+            return 0.0
+        gaps = self.centres[1:] - self.centres[:-1]
+        pooled = ((self.spreads[1:].square() + self.spreads[:-1].square()) / 2).sqrt()
+        return float((gaps / pooled).min())
+
+
+def cluster_pan(pan: torch.Tensor, power: torch.Tensor, k: int, iterations: int = 30) -> SpatialClusters:
+    """EM for a 1-D Gaussian mixture on `pan` [F, T] with bin weights `power` [F, T]; starts at power quantiles."""
+    x = pan.reshape(-1).double()
+    wt = power.reshape(-1).double()
+    wt = wt / wt.sum().clamp_min(1e-30)
+    order = torch.argsort(x)
+    cdf = torch.cumsum(wt[order], 0)
+    quantiles = torch.tensor([(i + 0.5) / k for i in range(k)], dtype=x.dtype)
+    centres = x[order][torch.searchsorted(cdf, quantiles).clamp_max(x.numel() - 1)]
+    spreads = torch.full((k,), 0.2, dtype=x.dtype)
+    shares = torch.full((k,), 1.0 / k, dtype=x.dtype)
+    for _ in range(iterations):
+        log_p = (-0.5 * ((x[None] - centres[:, None]) / spreads[:, None]).square() - spreads[:, None].log()
+                 + shares[:, None].clamp_min(1e-12).log())
+        resp = torch.softmax(log_p, dim=0)  # [K, bins]
+        mass = (resp * wt).sum(dim=1).clamp_min(1e-12)
+        centres = (resp * wt * x).sum(dim=1) / mass
+        spreads = ((resp * wt * (x[None] - centres[:, None]).square()).sum(dim=1) / mass).sqrt().clamp_min(0.02)
+        shares = mass / mass.sum()
+    order_k = torch.argsort(centres)
+    centres, spreads, shares = centres[order_k], spreads[order_k], shares[order_k]
+    log_p = (-0.5 * ((x[None] - centres[:, None]) / spreads[:, None]).square() - spreads[:, None].log()
+             + shares[:, None].clamp_min(1e-12).log())
+    resp = torch.softmax(log_p, dim=0).to(pan.dtype).reshape(k, *pan.shape)
+    return SpatialClusters(centres.to(pan.dtype), spreads.to(pan.dtype), shares.to(pan.dtype), resp)

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 import torch
 
 from maestro.components import RunContext
-from maestro.errors import InputError, UsageError
+from maestro.errors import UsageError
+from maestro.separate.adapt import mixture_tensor, resample, to_channels
 from maestro.types import Audio, Stems
 
 USAGE = "the files separator takes one file per source: maestro run a.wav b.wav ..."
@@ -45,24 +46,9 @@ class FileSources:
 
 
 def _prepare(audio: Audio, rate: int, channels: int) -> torch.Tensor:
-    x = audio.samples.detach().to(torch.float32).cpu()
-    if x.dim() == 1:
-        x = x.unsqueeze(0)
-    if x.dim() != 2 or x.shape[0] < 1:
-        raise InputError(f"{_label(audio, 0)}: expected samples [channels, samples], got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise InputError(f"{_label(audio, 0)} has NaN or infinite samples; fix or re-export the file")
-    if int(audio.sample_rate) <= 0:
-        raise InputError(f"{_label(audio, 0)} has an invalid sample rate {audio.sample_rate}")
-    if int(audio.sample_rate) != rate and x.shape[-1] > 0:
-        import torchaudio.functional as AF
-
-        x = AF.resample(x, int(audio.sample_rate), rate)
-    if x.shape[0] != channels:
-        # Mono (or fewer channels) is spread to every channel; more channels than wanted cannot happen here
-        # because `channels` is the maximum.
-        x = x.mean(dim=0, keepdim=True).expand(channels, -1).contiguous()
-    return x
+    x = mixture_tensor(audio, _label(audio, 0))
+    # Mono (or fewer channels) is spread to every channel; `channels` is the maximum, so none has more.
+    return to_channels(resample(x, int(audio.sample_rate), rate), channels)
 
 
 def _label(audio: Audio, index: int) -> str:

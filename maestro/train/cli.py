@@ -69,7 +69,8 @@ def train() -> None:
               help="Feature cache folder [default: OUT/cache]; share it between runs on the same data.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Data-loading worker processes per training process.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data order, noise and timesteps.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed for data order, noise and timesteps (NumPy's generator takes 32 bits).")
 @click.option("--tiny", is_flag=True,
               help="Tiny random models (SD-shaped UNet and VAE, OpenCLIP-shaped text tower, a DSP audio encoder) "
                    "for smoke tests: runs offline on CPU in seconds; the result is meaningless.")

@@ -120,43 +120,10 @@ def read_item_audio(item: TrainItem, seconds: float):
     """The item's first `seconds` of audio as `maestro.types.Audio`."""
     from maestro.audio import read_audio
 
-    if item.audio is not None:
-        audio = read_audio(item.audio, seconds=seconds)
-    else:
-        audio = _video_audio(item.video, seconds)
+    # A video item's own audio track: read_audio decodes the first audio stream of a video file.
+    audio = read_audio(item.audio if item.audio is not None else item.video, seconds=seconds)
     audio.label = item.label
     return audio
-
-
-def _video_audio(path: Path | None, seconds: float):
-    import av
-    import numpy as np
-    import torch
-
-    from maestro.types import Audio
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InputError(f"{path} has no audio track: put an audio file with the same name beside it")
-            stream = container.streams.audio[0]
-            rate = int(stream.rate or stream.codec_context.sample_rate)
-            resampler = av.AudioResampler(format="fltp", rate=rate)
-            chunks, total, limit = [], 0, int(seconds * rate)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-                    total += chunks[-1].shape[1]
-                if total >= limit:
-                    break
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds for unreadable files
-        raise InputError(f"cannot read the audio of {path}: {exc}") from exc
-    if not chunks:
-        raise InputError(f"{path} has an empty audio track")
-    samples = torch.from_numpy(np.concatenate(chunks, axis=1)[:, :limit].astype("float32"))
-    return Audio(samples=samples, sample_rate=rate, origin=str(path))
 
 
 def frame_times(clip_times: list[tuple[float, float]]) -> list[float]:

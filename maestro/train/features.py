@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 
+from maestro.checkpoints import read_tensor_file
 from maestro.components import RunContext
 from maestro.errors import InputError
 from maestro.train.config import TrainConfig
@@ -86,7 +87,7 @@ def build_cache(
     labels = sorted({item.label for item in items} | {""})
     text_file = cfg.cache / f"text-{fingerprint(text_identity(cfg))}.pt"
     if accelerator.is_main_process:
-        known = torch.load(text_file, weights_only=True) if text_file.is_file() else {}
+        known = read_tensor_file(text_file, "feature cache file") if text_file.is_file() else {}
         todo = [t for t in labels if t not in known]
         if todo:
             embedder = load_text().to(accelerator.device)
@@ -104,8 +105,8 @@ def build_cache(
     skipped = [_failed(f).read_text().strip() for f in files if not f.is_file() and _failed(f).is_file()]
     if not usable:
         raise InputError("no training item could be read:\n" + "\n".join(skipped[:10]))
-    first = torch.load(usable[0], weights_only=True)
-    width = int(next(iter(torch.load(text_file, weights_only=True).values())).shape[-1])
+    first = read_tensor_file(usable[0], "feature cache file")
+    width = int(next(iter(read_tensor_file(text_file, "feature cache file").values())).shape[-1])
     return FeatureCache(files=usable, text_file=text_file, token_dim=int(first["tokens"].shape[-1]),
                         text_width=width, skipped=skipped)
 

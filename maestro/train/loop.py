@@ -3,7 +3,7 @@ precision, gradient accumulation, checkpoints every N steps and exact resume.
 
 OUT/
   cache/                    features (see features.py); reused by later runs with the same inputs
-  checkpoints/step-NNNNNNN/ accelerate state (optimizer, RNG of every process, step) + perceiver.pth (+ unet_kv.pth)
+  checkpoints/step-NNNNNNN/ perceiver.pth (+ unet_kv.pth), optimizer, every process's RNG, step: no pickles (state.py)
   perceiver.pth, cim.json   the trained CIM in the paper's key layout and its configuration (`maestro.cim.load_cim`)
   unet_kv.pth               the trained UNet cross-attention k/v projections (when trained, as the paper does)
   train_log.jsonl           one line per optimizer step: loss, its two terms (averaged over processes), lr, seconds
@@ -24,8 +24,10 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from maestro.checkpoints import read_tensor_file
 from maestro.cim import PerceiverResampler
 from maestro.errors import InputError, UsageError
+from maestro.train import state as checkpoint
 from maestro.train.config import TrainConfig
 from maestro.train.data import find_items, pairs
 from maestro.train.features import FeatureCache, build_cache
@@ -49,7 +51,7 @@ class CachedPairs(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        entry = torch.load(self.files[index], weights_only=True)
+        entry = read_tensor_file(self.files[index], "feature cache file")
         tokens = entry["tokens"].float()
         mix, frames = pairs(tokens.shape[0], self.interpolate)
         a = torch.tensor([m[0] for m in mix])
@@ -100,12 +102,6 @@ class TrainState:
     def __init__(self) -> None:
         self.step = 0
 
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.step = int(state["step"])
-
 
 # -- run -------------------------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -152,7 +148,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             accelerator.print(f"skipped {len(cache.skipped)} unreadable item(s) (see {cfg.cache}/items/*.failed):")
             for line in cache.skipped[:5]:
                 accelerator.print("  " + line)
-        text = torch.load(cache.text_file, weights_only=True)
+        text = read_tensor_file(cache.text_file, "feature cache file")
         label_names = sorted(t for t in text if t)
         label_index = {t: i for i, t in enumerate(label_names)}
         label_table = torch.stack([text[t] for t in label_names]).to(accelerator.device)
@@ -163,9 +159,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                       eps=1e-8)
         model, optimizer = accelerator.prepare(objective, optimizer)
         state = TrainState()
-        accelerator.register_for_checkpointing(state)
-        _register_hooks(accelerator, objective, cfg)
-        resumed_from = _resume(accelerator, cfg, state)
+        resumed_from = _resume(accelerator, cfg, state, objective, optimizer)
         initial_digest = _digest(objective)
 
         sampler = StreamSampler(len(cache.files), cfg.batch_size, accelerator.process_index,
@@ -200,7 +194,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 log.flush()
             advance(1, f"loss {means[0]:.4f}")
             if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
-                _save_checkpoint(accelerator, cfg, state.step)
+                _save_checkpoint(accelerator, cfg, state.step, objective, optimizer)
         if log is not None:
             log.close()
 
@@ -235,12 +229,13 @@ def _build_objective(cfg: TrainConfig, cache: FeatureCache, empty_context: torch
     if int(unet.config.cross_attention_dim) != cache.text_width:
         raise UsageError(f"the UNet attends to width {unet.config.cross_attention_dim} but the text encoder gives "
                          f"{cache.text_width}: use the text encoder the diffusion model was trained with")
-    scaling = float(torch.load(cache.files[0], weights_only=True).get("scaling_factor", 0.18215))
+    scaling = float(read_tensor_file(cache.files[0], "feature cache file").get("scaling_factor", 0.18215))
     return CIMObjective(_make_cim(cfg, cache), unet, load_scheduler(sd), empty_context, scaling, cfg.denoise_weight,
                         cfg.mse_weight, cfg.train_unet_kv)
 
 
-def _resume(accelerator: Any, cfg: TrainConfig, state: TrainState) -> int | None:
+def _resume(accelerator: Any, cfg: TrainConfig, state: TrainState, objective: CIMObjective,
+            optimizer: Any) -> int | None:
     """Load the checkpoint `--resume` names; the step it was saved at, or None for a fresh start."""
     if not cfg.resume:
         return None
@@ -248,7 +243,7 @@ def _resume(accelerator: Any, cfg: TrainConfig, state: TrainState) -> int | None
     if path is None:
         accelerator.print(f"no checkpoint in {cfg.out / 'checkpoints'} yet: starting from step 0")
         return None
-    accelerator.load_state(str(path))
+    state.step = checkpoint.load(accelerator, path, optimizer, lambda folder: _load_weights(objective, folder, cfg))
     accelerator.print(f"resumed from {path} at step {state.step}")
     return state.step
 
@@ -263,8 +258,7 @@ def _make_cim(cfg: TrainConfig, cache: FeatureCache) -> PerceiverResampler:
                          f"output_dim={cache.text_width} (the text embedding)")
     cim = PerceiverResampler(**config)
     if cfg.init_cim is not None:
-        cim.load_checkpoint_state(torch.load(cfg.init_cim, map_location="cpu", weights_only=True),
-                                  source=str(cfg.init_cim))
+        cim.load_checkpoint_state(read_tensor_file(cfg.init_cim, "CIM weights"), source=str(cfg.init_cim))
     return cim
 
 
@@ -275,31 +269,23 @@ def _config_dict(cim: PerceiverResampler) -> dict[str, Any]:
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
-def _register_hooks(accelerator: Any, objective: CIMObjective, cfg: TrainConfig) -> None:
-    """Save only what is trained (the frozen UNet would be gigabytes per checkpoint), in the paper's file names."""
-
-    def save_hook(models: list[Any], weights: list[Any], output_dir: str) -> None:
-        if accelerator.is_main_process:
-            _export(objective, Path(output_dir), cfg.train_unet_kv)
-        weights.clear()
-
-    def load_hook(models: list[Any], input_dir: str) -> None:
-        folder = Path(input_dir)
-        objective.cim.load_checkpoint_state(torch.load(folder / "perceiver.pth", map_location="cpu",
-                                                       weights_only=True), source=str(folder / "perceiver.pth"))
-        kv_file = folder / "unet_kv.pth"
-        if cfg.train_unet_kv:
-            if not kv_file.is_file():
-                raise InputError(f"{folder} has no unet_kv.pth, but this run trains the UNet's k/v projections")
-            kv = torch.load(kv_file, map_location="cpu", weights_only=True)
-            params = dict(objective.unet.named_parameters())
-            with torch.no_grad():
-                for name, value in kv.items():
-                    params[name].copy_(value)
-        models.clear()
-
-    accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(load_hook)
+def _load_weights(objective: CIMObjective, folder: Path, cfg: TrainConfig) -> None:
+    """The trained weights of checkpoint `folder` into `objective` (the CIM, and the UNet's k/v when trained)."""
+    objective.cim.load_checkpoint_state(read_tensor_file(folder / "perceiver.pth", "CIM weights"),
+                                        source=str(folder / "perceiver.pth"))
+    if not cfg.train_unet_kv:
+        return
+    kv_file = folder / "unet_kv.pth"
+    if not kv_file.is_file():
+        raise InputError(f"{folder} has no unet_kv.pth, but this run trains the UNet's k/v projections")
+    kv = read_tensor_file(kv_file, "UNet k/v weights")
+    params = dict(objective.unet.named_parameters())
+    if not isinstance(kv, dict) or any(k not in params or not isinstance(v, torch.Tensor)
+                                       or v.shape != params[k].shape for k, v in kv.items()):
+        raise InputError(f"{kv_file} does not hold this UNet's k/v projections (names and shapes)")
+    with torch.no_grad():
+        for name, value in kv.items():
+            params[name].copy_(value)
 
 
 def _export(objective: CIMObjective, folder: Path, with_kv: bool) -> None:
@@ -311,9 +297,10 @@ def _export(objective: CIMObjective, folder: Path, with_kv: bool) -> None:
         torch.save(objective.unet_kv_state(), folder / "unet_kv.pth")
 
 
-def _save_checkpoint(accelerator: Any, cfg: TrainConfig, step: int) -> None:
+def _save_checkpoint(accelerator: Any, cfg: TrainConfig, step: int, objective: CIMObjective, optimizer: Any) -> None:
     root = cfg.out / "checkpoints"
-    accelerator.save_state(str(root / f"{CHECKPOINT_PREFIX}{step:07d}"))
+    checkpoint.save(accelerator, root / f"{CHECKPOINT_PREFIX}{step:07d}", step, optimizer,
+                    lambda folder: _export(objective, folder, cfg.train_unet_kv))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for old in _checkpoints(root)[:-cfg.keep_checkpoints]:

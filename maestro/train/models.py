@@ -180,7 +180,7 @@ def build_audio_encoder(name: str, options: dict[str, str]) -> Any:
         return TinyAudioEncoder()
     from maestro.plugins import get_plugins
 
-    return get_plugins().build("audio_encoder", name, **options)
+    return get_plugins().build("audio_encoder", name, options)
 
 
 def fingerprint(*parts: object) -> str:

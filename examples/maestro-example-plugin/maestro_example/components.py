@@ -5,18 +5,14 @@ from __future__ import annotations
 import torch
 
 from maestro.components import RunContext
-from maestro.errors import UsageError
 from maestro.types import Audio, Layout, Stems
 
 
 class BandSplit:
     """Splits the spectrum into K bands with edges crossover, 2·crossover, 4·crossover, ... (brick-wall masks)."""
 
-    def __init__(self, crossover: str | float = 250.0) -> None:
-        try:
-            self.crossover = float(crossover)
-        except ValueError:
-            raise UsageError(f"crossover must be a number of Hz, not {crossover!r}") from None
+    def __init__(self, crossover: float = 250.0) -> None:
+        self.crossover = crossover  # already a float in range: the option is declared in plugin.py
 
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
         k = sources or 2

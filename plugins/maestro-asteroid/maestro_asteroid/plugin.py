@@ -24,7 +24,6 @@ def register_separators(register):
                 "only for files you trust; default false)",
                 "sample_rate": "the model's rate in Hz, for packages that do not record it",
                 "segment": "seconds per chunk for long inputs (default 20; 0 = whole input at once)",
-                "overlap": "overlap between chunks, 0..0.9 (default 0.25)",
             },
         )
     )

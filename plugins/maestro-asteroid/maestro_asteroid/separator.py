@@ -8,14 +8,14 @@ anything else need `trust_pickle=true` (then `weights_only=False`). The model is
 `model_name` and `load_state_dict`.
 
 Separation: the mixture is resampled to the model's rate; every channel is separated on its own (the models are
-mono) and the sources of channels 2.. are put in the order of channel 1's by correlation. Long inputs go through in
-overlapping chunks of `segment` seconds with linear cross-fades, each chunk's sources matched to the previous
-chunk's on the overlap. Stems come back at the input's rate and length.
+mono) and the sources of channels 2.. are put in the order of channel 1's by correlation (an optimal assignment,
+scipy's `linear_sum_assignment`). Long inputs go through asteroid's `LambdaOverlapAdd`: half-overlapping Hann-windowed
+chunks of `segment` seconds, each chunk's sources matched to the previous chunk's on the overlap. Stems come back at
+the input's rate and length.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,6 @@ class AsteroidSeparator:
         trust_pickle: Any = False,
         sample_rate: Any = None,
         segment: Any = 20.0,
-        overlap: Any = 0.25,
     ) -> None:
         # `model` is a hub id or a file; `weights` (a file) wins when both are given.
         self.source = str(model).strip() or DEFAULT_MODEL
@@ -53,7 +52,6 @@ class AsteroidSeparator:
         rate = sample_rate not in (None, "")
         self.sample_rate = as_float("sample_rate", sample_rate, 1000, 384_000) if rate else None
         self.segment = as_float("segment", segment, 0.0, 3600.0)
-        self.overlap = as_float("overlap", overlap, 0.0, 0.9)
         self._model: Any = None
 
     # -- model ---------------------------------------------------------------------------------------------------------
@@ -86,16 +84,13 @@ class AsteroidSeparator:
         device = torch.device(ctx.device or "cpu")
         model.to(device).eval()
         y = resample(x, mixture.sample_rate, rate)
-        seg = int(self.segment * rate) if self.segment > 0 else 0
-        per_channel = _chunk_starts(y.shape[-1], seg, self.overlap)
-        channels = []
-        with ctx.progress(f"separating (asteroid {model.__class__.__name__})", len(per_channel) * y.shape[0]) as adv:
-            for c in range(y.shape[0]):
-                est = _separate_long(model, y[c], seg, self.overlap, device, adv)  # [n_src, n]
-                if channels:
-                    est = est[list(_best_permutation(channels[0], est))]
-                channels.append(est)
-        stems = torch.stack(channels, dim=1)  # [n_src, C, n]
+        seg = 2 * int(self.segment * rate / 2) if self.segment > 0 else 0  # LambdaOverlapAdd wants an even window
+        with ctx.progress(f"separating (asteroid {model.__class__.__name__})", _chunk_count(y.shape[-1], seg)) as adv:
+            est = separate_channels(model, y, seg, device, adv)  # [C, n_src, n]
+        # Each channel is separated on its own: put every channel's sources in the first channel's order.
+        for c in range(1, est.shape[0]):
+            est[c] = est[c, list(_best_permutation(est[0], est[c]))]
+        stems = est.transpose(0, 1).contiguous()  # [n_src, C, n]
         stems = fit_length(resample(stems, rate, mixture.sample_rate), x.shape[-1])
         labels = [f"source {i + 1}" for i in range(n_src)]
         chosen, labels = reduce_to(list(stems), labels, k)
@@ -243,70 +238,39 @@ def missing_model_message(name: str) -> str:
 
 
 # -- separation helpers ----------------------------------------------------------------------------------------------
-def _chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
+def _chunk_count(length: int, segment: int) -> int:
+    """How many model calls `separate_channels` makes (LambdaOverlapAdd pads a window on each side, hop = half)."""
     if segment <= 0 or length <= segment:
-        return [0]
-    hop = max(1, int(segment * (1 - overlap)))
-    starts = list(range(0, max(1, length - segment) + hop, hop))
-    return [s for s in starts if s < length - (segment - hop) or s == 0] or [0]
+        return 1
+    hop = segment // 2
+    return (length + segment) // hop + 1
 
 
-def _run(model: Any, y: torch.Tensor, device: torch.device) -> torch.Tensor:
+def separate_channels(model: Any, y: torch.Tensor, segment: int, device: torch.device, advance: Any) -> torch.Tensor:
+    """[C, n] → [C, n_src, n], the channels as one batch; in half-overlapping Hann-windowed chunks of `segment`
+    samples (asteroid's LambdaOverlapAdd, which also keeps each chunk's sources in the previous chunk's order)
+    when the input is longer than that."""
+    from asteroid.dsp.overlap_add import LambdaOverlapAdd
+
+    def counted(chunk: torch.Tensor) -> torch.Tensor:
+        out = model(chunk.to(device))
+        advance()
+        return out.float()
+
     with torch.no_grad():
-        out = model(y[None].to(device))[0]
-    return fit_length(out.float().cpu(), y.shape[-1])
-
-
-def _separate_long(
-    model: Any, y: torch.Tensor, segment: int, overlap: float, device: torch.device, advance: Any
-) -> torch.Tensor:
-    """[n] → [n_src, n], in cross-faded chunks when `y` is longer than `segment` samples."""
-    length = y.shape[-1]
-    starts = _chunk_starts(length, segment, overlap)
-    if len(starts) == 1:
-        out = _run(model, y, device)
-        advance()
-        return out
-    acc: torch.Tensor | None = None
-    weight_sum = torch.zeros(length)
-    previous_end = 0
-    for start in starts:
-        stop = min(start + segment, length)
-        est = _run(model, y[start:stop], device)
-        if acc is None:
-            acc = torch.zeros(est.shape[0], length)
-        else:
-            overlap_stop = min(previous_end, stop)
-            if overlap_stop > start:  # order this chunk's sources like the mix so far, on the shared samples
-                ref = acc[:, start:overlap_stop] / weight_sum[start:overlap_stop].clamp_min(1e-8)
-                est = est[list(_best_permutation(ref, est[:, : overlap_stop - start]))]
-        fade = _fade(stop - start, start > 0, stop < length, int(segment * overlap))
-        acc[:, start:stop] += est * fade
-        weight_sum[start:stop] += fade
-        previous_end = stop
-        advance()
-    assert acc is not None
-    return acc / weight_sum.clamp_min(1e-8)
-
-
-def _fade(n: int, fade_in: bool, fade_out: bool, width: int) -> torch.Tensor:
-    w = torch.ones(n)
-    width = min(width, n)
-    if width > 0:
-        ramp = torch.linspace(0, 1, width + 2)[1:-1]
-        if fade_in:
-            w[:width] = ramp
-        if fade_out:
-            w[n - width :] = torch.minimum(w[n - width :], ramp.flip(0))
-    return w
+        if segment <= 0 or y.shape[-1] <= segment:
+            return fit_length(counted(y).cpu(), y.shape[-1])
+        ola = LambdaOverlapAdd(counted, None, segment, segment // 2, window="hann", reorder_chunks=True)
+        return fit_length(ola(y[:, None]).cpu(), y.shape[-1])
 
 
 def _best_permutation(reference: torch.Tensor, estimate: torch.Tensor) -> tuple[int, ...]:
     """The order of `estimate`'s rows [S, n] that best correlates with `reference`'s rows [S, n]."""
-    s = reference.shape[0]
+    from scipy.optimize import linear_sum_assignment
+
     ref = reference.double() - reference.double().mean(dim=-1, keepdim=True)
     est = estimate.double() - estimate.double().mean(dim=-1, keepdim=True)
     ref = ref / (ref.norm(dim=-1, keepdim=True) + 1e-12)
     est = est / (est.norm(dim=-1, keepdim=True) + 1e-12)
-    corr = ref @ est.T  # [S, S]
-    return max(itertools.permutations(range(s)), key=lambda p: float(sum(corr[i, p[i]] for i in range(s))))
+    _, order = linear_sum_assignment((ref @ est.T).numpy(), maximize=True)
+    return tuple(int(i) for i in order)

@@ -1,5 +1,5 @@
-"""Demucs through its own model loading (`demucs.states.load_model`, `demucs.hf.load_safetensors_model`,
-`demucs.pretrained.get_model`) and `demucs.apply.apply_model`.
+"""Demucs through its public API: `demucs.api.Separator.separate_tensor` separates, `demucs.api.list_models` names
+the pretrained models; model files are read by safe_load.py, which never runs code from a file.
 
 Demucs predicts fixed stems (drums, bass, other, vocals; plus guitar and piano for htdemucs_6s). Maestro asks for K
 sources, so the stems are mapped: with `stems=a,b` those stems in that order (the others summed into a last "rest"
@@ -27,6 +27,7 @@ from maestro.errors import UsageError, WeightsError
 from maestro.separate.adapt import fit_length, make_stems, mixture_tensor, resample, seeded, to_channels
 from maestro.options import as_bool, as_float, as_int, as_list, check_sources
 from maestro.types import Audio, Stems
+from maestro_demucs.safe_load import load_safetensors, load_th
 
 DEFAULT_MODEL = "htdemucs"
 RANDOM_TEST_MODEL = "demucs_unittest"  # demucs' own tiny HDemucs with random weights, built in memory
@@ -62,8 +63,6 @@ class DemucsSeparator:
 
     # -- separation ----------------------------------------------------------------------------------------------------
     def separate(self, mixture: Audio, sources: int | None, ctx: RunContext) -> Stems:
-        from demucs.apply import apply_model
-
         x = mixture_tensor(mixture)
         model = self.model()
         names = list(model.sources)
@@ -92,22 +91,15 @@ class DemucsSeparator:
                 if info.get("state") == "end":
                     advance()
 
+            separator = _separator(model, device=ctx.device or "cpu", shifts=self.shifts, overlap=self.overlap,
+                                   segment=segment, callback=on_chunk)
             for index, group in enumerate(groups):
                 wav = resample(to_channels(group, channels), mixture.sample_rate, rate)
-                # As demucs' own separate does: normalise by the mono reference, undo it on the estimates.
-                ref = wav.mean(0)
-                mean, std = ref.mean(), ref.std()
-                if not float(std) > 0:  # silence or a single sample: nothing to scale
-                    std = torch.ones(())
-                # apply_model draws its shift offsets from Python's `random`: seed it (and put it back afterwards).
+                # demucs draws its shift offsets from Python's `random`: seed it (and put it back afterwards).
                 with seeded(ctx.seed + index), torch.no_grad():
-                    out = apply_model(
-                        model, ((wav - mean) / std)[None], shifts=self.shifts, split=True, overlap=self.overlap,
-                        progress=False, device=ctx.device or "cpu", segment=segment, callback=on_chunk,
-                    )[0]
-                out = (out * std + mean).cpu()  # [S, channels, n]
-                stems = resample(out, rate, mixture.sample_rate)
-                stems = fit_length(stems, x.shape[-1])
+                    _, by_stem = separator.separate_tensor(wav)
+                out = torch.stack([by_stem[n] for n in names]).cpu()  # [S, channels, n]
+                stems = fit_length(resample(out, rate, mixture.sample_rate), x.shape[-1])
                 if group.shape[0] != channels:  # e.g. mono in: the model's channels averaged back down
                     stems = stems.mean(dim=1, keepdim=True).expand(-1, group.shape[0], -1)
                 outputs.append(stems)
@@ -167,15 +159,35 @@ def _chunk_count(model: Any, length: float, segment: float | None, overlap: floa
     return max(1, total)
 
 
+def _separator(model: Any, **parameters: Any) -> Any:
+    """demucs' public `demucs.api.Separator` around a model Maestro has already loaded safely.
+
+    `Separator.__init__` loads its model by name through `get_model`, which unpickles `.th` files with
+    `weights_only=False`; this subclass only replaces that loading step with the model given (see safe_load.py).
+    """
+    from demucs.api import Separator
+
+    class _Preloaded(Separator):
+        def _load_model(self) -> None:
+            self._model = model
+            self._audio_channels = model.audio_channels
+            self._samplerate = model.samplerate
+
+    return _Preloaded(**parameters)
+
+
 # -- loading ---------------------------------------------------------------------------------------------------------
 def load_demucs(name: str, weights: Path | None = None, download: bool = False) -> Any:
-    """A demucs model or bag by name: from `weights` (file or folder), from a cache, or downloaded when allowed."""
+    """A demucs model or bag by name: from `weights` (file or folder), from a cache, or downloaded when allowed.
+
+    Every file goes through safe_load.py: nothing in a model file can run code.
+    """
     if weights is not None:
         model = _load_from_path(name, weights)
     elif name == RANDOM_TEST_MODEL:
         from demucs.pretrained import get_model
 
-        with seeded(0):  # random weights, but the same ones every time
+        with seeded(0):  # random weights, built in memory (no file), the same ones every time
             model = get_model(name)
     else:
         model = _load_cached(name)
@@ -187,12 +199,11 @@ def load_demucs(name: str, weights: Path | None = None, download: bool = False) 
     return model
 
 
-def _load_from_path(name: str, path: Path) -> Any:
-    from demucs.hf import load_safetensors_model
-    from demucs.pretrained import get_model
-    from demucs.repo import ModelLoadingError
-    from demucs.states import load_model
+def _load_file(path: Path) -> Any:
+    return load_safetensors(path) if path.suffix == ".safetensors" else load_th(path)
 
+
+def _load_from_path(name: str, path: Path) -> Any:
     if not path.exists():
         raise WeightsError(f"demucs weights {path}: the file does not exist; pass weights=FILE.th, FILE.safetensors "
                            "or a folder")
@@ -200,11 +211,7 @@ def _load_from_path(name: str, path: Path) -> Any:
         try:
             if path.suffix == ".yaml":  # a bag description beside its model files
                 return _load_bag_folder(path.stem, path.parent)
-            if path.suffix == ".safetensors":
-                return load_safetensors_model(path)
-            # demucs' .th packages pickle the model class itself, so they need weights_only=False: only load
-            # files you trust (demucs.states.load_model does exactly this).
-            return load_model(path)
+            return _load_file(path)
         except WeightsError:
             raise
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
@@ -216,36 +223,46 @@ def _load_from_path(name: str, path: Path) -> Any:
         bag = _load_bag_folder(name, path)
         if bag is not None:
             return bag
-        return get_model(name, repo=path)
+        single = _signature_file(path, name)
+        if single is not None:
+            return _load_file(single)
     except WeightsError:
         raise
-    except (ModelLoadingError, KeyError, OSError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        listing = ", ".join(sorted(p.name for p in path.iterdir())[:20])
-        raise WeightsError(
-            f"could not load demucs model {name!r} from {path} ({type(exc).__name__}: {exc}). A folder needs "
-            f"{name}.yaml with its models' .th or .safetensors files, or a <signature>.th file; found: "
-            f"{listing or 'nothing'}"
-        ) from exc
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"could not load demucs model {name!r} from {path} ({type(exc).__name__}: {exc})") from exc
+    listing = ", ".join(sorted(p.name for p in path.iterdir())[:20])
+    raise WeightsError(
+        f"could not load demucs model {name!r} from {path}: a folder needs {name}.yaml with its models' .th or "
+        f".safetensors files, or a {name}.th file; found: {listing or 'nothing'}"
+    )
+
+
+def _load_bag(description: Path, find: Any) -> Any:
+    """A BagOfModels from its `.yaml` description; `find(signature)` gives each model's file (or None)."""
+    import yaml
+    from demucs.apply import BagOfModels
+
+    bag = yaml.safe_load(description.read_text())
+    models = []
+    for sig in bag["models"]:
+        found = find(sig)
+        if found is None:
+            return None
+        models.append(_load_file(Path(found)))
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
 def _load_bag_folder(name: str, folder: Path) -> Any | None:
     """`name.yaml` plus one file per signature (`<sig>.safetensors`, `<sig>.th` or `<sig>-<hash>.th`) in `folder`."""
     import yaml
-    from demucs.apply import BagOfModels
-    from demucs.hf import load_safetensors_model
-    from demucs.states import load_model
 
     description = folder / f"{name}.yaml"
     if not description.is_file():
         return None
-    bag = yaml.safe_load(description.read_text())
-    models = []
-    for sig in bag["models"]:
-        found = _signature_file(folder, sig)
-        if found is None:
+    for sig in yaml.safe_load(description.read_text())["models"]:
+        if _signature_file(folder, sig) is None:
             raise WeightsError(f"{description} lists model {sig}, but {folder} has no {sig}.safetensors or {sig}*.th")
-        models.append(load_safetensors_model(found) if found.suffix == ".safetensors" else load_model(found))
-    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+    return _load_bag(description, lambda sig: _signature_file(folder, sig))
 
 
 def _signature_file(folder: Path, sig: str) -> Path | None:
@@ -255,30 +272,28 @@ def _signature_file(folder: Path, sig: str) -> Path | None:
     return None
 
 
-def _remote_files() -> dict[str, str]:
-    """Signature → download URL of every legacy demucs model (demucs' own list)."""
-    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+def _catalogue() -> tuple[dict[str, str], dict[str, Path]]:
+    """demucs' public list of its pretrained models: signature → URL of the legacy file, and bag name → `.yaml`."""
+    from demucs.api import list_models
 
-    return _parse_remote_files(REMOTE_ROOT / "files.txt")
+    listing = list_models()
+    return dict(listing["single"]), {name: Path(p) for name, p in listing["bag"].items()}
 
 
 def _bag_signatures(name: str) -> list[str] | None:
     """The signatures that make up model `name` (a bag in demucs' list, or one signature), or None if unknown."""
     import yaml
-    from demucs.pretrained import REMOTE_ROOT
 
-    description = REMOTE_ROOT / f"{name}.yaml"
-    if description.is_file():
-        return list(yaml.safe_load(description.read_text())["models"])
-    if name in _remote_files():
+    singles, bags = _catalogue()
+    if name in bags:
+        return list(yaml.safe_load(bags[name].read_text())["models"])
+    if name in singles:
         return [name]
     return None
 
 
 def known_models() -> list[str]:
-    from demucs.pretrained import REMOTE_ROOT
-
-    return sorted(p.stem for p in REMOTE_ROOT.glob("*.yaml"))
+    return sorted(_catalogue()[1])
 
 
 def torch_hub_checkpoints() -> Path:
@@ -287,9 +302,7 @@ def torch_hub_checkpoints() -> Path:
 
 def _load_cached(name: str) -> Any | None:
     """The model from a local cache, or None. Looks at files only: never touches the network."""
-    from demucs.apply import BagOfModels
     from demucs.repo import check_checksum
-    from demucs.states import load_model
 
     sigs = _bag_signatures(name)
     if sigs is None:
@@ -302,33 +315,20 @@ def _load_cached(name: str) -> Any | None:
     hf = _load_hf_cached(name)
     if hf is not None:
         return hf
-    urls = _remote_files()
-    paths = [_legacy_cached_path(sig, urls[sig]) for sig in sigs]
-    if any(p is None for p in paths):
+    urls, bags = _catalogue()
+    paths = {sig: _legacy_cached_path(urls[sig]) for sig in sigs}
+    if any(p is None for p in paths.values()):
         return None
-    models = []
-    for path in paths:
+    for path in paths.values():
         assert path is not None
         if "-" in path.stem:  # demucs names its files <signature>-<first hex digits of the sha256>
             check_checksum(path, path.stem.rsplit("-", 1)[-1])
-        models.append(load_model(path))
-    description = _bag_description(name)
-    if description is None:
-        return models[0]
-    import yaml
-
-    bag = yaml.safe_load(Path(description).read_text())
-    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+    if name not in bags:
+        return _load_file(paths[name])  # type: ignore[arg-type]
+    return _load_bag(bags[name], paths.get)
 
 
-def _bag_description(name: str) -> str | None:
-    from demucs.pretrained import REMOTE_ROOT
-
-    path = REMOTE_ROOT / f"{name}.yaml"
-    return str(path) if path.is_file() else None
-
-
-def _legacy_cached_path(sig: str, url: str) -> Path | None:
+def _legacy_cached_path(url: str) -> Path | None:
     """Where torch hub (as demucs calls it) keeps `url`, or Maestro's weights folder; None if in neither."""
     filename = url.rsplit("/", 1)[-1]
     candidates = [torch_hub_checkpoints() / filename]
@@ -344,44 +344,65 @@ def _legacy_cached_path(sig: str, url: str) -> Path | None:
     return None
 
 
+def _hf_repo(name: str) -> tuple[str, str]:
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+
+    namespace, short = (name.split("/", 1) if "/" in name else (DEFAULT_NAMESPACE, name))
+    return f"{namespace}/{hf_repo_name(short)}", short
+
+
 def _load_hf_cached(name: str) -> Any | None:
     """A bag from the Hugging Face cache (demucs' own repo layout), if every file is there."""
     try:
         from huggingface_hub import try_to_load_from_cache
-        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
     except ImportError:
         return None
-    import yaml
-    from demucs.apply import BagOfModels
-    from demucs.hf import load_safetensors_model
-
-    namespace, short = (name.split("/", 1) if "/" in name else (DEFAULT_NAMESPACE, name))
-    repo_id = f"{namespace}/{hf_repo_name(short)}"
+    repo_id, short = _hf_repo(name)
     description = try_to_load_from_cache(repo_id, f"{short}.yaml")
     if not isinstance(description, str):
         return None
-    bag = yaml.safe_load(Path(description).read_text())
-    files = [try_to_load_from_cache(repo_id, f"{sig}.safetensors") for sig in bag["models"]]
-    if not all(isinstance(f, str) for f in files):
-        return None
-    models = [load_safetensors_model(f) for f in files]  # type: ignore[arg-type]
-    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+    def find(sig: str) -> str | None:
+        found = try_to_load_from_cache(repo_id, f"{sig}.safetensors")
+        return found if isinstance(found, str) else None
+
+    return _load_bag(Path(description), find)
 
 
 def _download(name: str) -> Any:
-    from demucs.pretrained import get_model
-
+    """Fetch the files demucs would (its Hugging Face repo, else the legacy URLs), then load them like cached ones."""
     try:
-        return get_model(name)
+        try:
+            from huggingface_hub import hf_hub_download
+
+            repo_id, short = _hf_repo(name)
+            import yaml
+
+            description = hf_hub_download(repo_id, f"{short}.yaml")
+            for sig in yaml.safe_load(Path(description).read_text())["models"]:
+                hf_hub_download(repo_id, f"{sig}.safetensors")
+        except Exception:  # noqa: BLE001 - not on the hub: demucs' legacy files
+            urls, _ = _catalogue()
+            torch_hub_checkpoints().mkdir(parents=True, exist_ok=True)
+            for sig in _bag_signatures(name) or []:
+                target = torch_hub_checkpoints() / urls[sig].rsplit("/", 1)[-1]
+                if not target.is_file():
+                    torch.hub.download_url_to_file(urls[sig], str(target), hash_prefix=None, progress=False)
+        model = _load_cached(name)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001 - offline, blocked, corrupt: one message with what to do
         raise WeightsError(f"downloading demucs model {name!r} failed ({type(exc).__name__}: {exc}). "
                            + missing_model_message(name)) from exc
+    if model is None:
+        raise WeightsError(f"downloading demucs model {name!r} left files missing. " + missing_model_message(name))
+    return model
 
 
 def missing_model_message(name: str) -> str:
     """Which files model `name` needs and where they go, for a machine without them."""
     sigs = _bag_signatures(name) or []
-    urls = _remote_files()
+    urls, _ = _catalogue()
     links = [urls[s] for s in sigs if s in urls]
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     hint = "" if offline else " Or add --separator-opt download=true to let demucs fetch them (needs internet)."

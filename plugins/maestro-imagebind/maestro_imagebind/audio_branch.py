@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maestro.checkpoints import load_strict
+from maestro.checkpoints import load_strict, unpickler_reason
 from maestro.errors import UsageError, WeightsError
 
 # Checkpoint prefix -> our module prefix. The head keeps only its LayerNorm (index 0 of ImageBind's Sequential).
@@ -202,9 +202,11 @@ def read_audio_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
         try:
             full = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {exc}") from exc
+            raise WeightsError(
+                f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {unpickler_reason(exc)}"
+            ) from exc
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {exc}") from exc
+        raise WeightsError(f"cannot read ImageBind checkpoint {os.fspath(path)!r}: {unpickler_reason(exc)}") from exc
     if not isinstance(full, Mapping):
         raise WeightsError(f"{os.fspath(path)!r} is not a state dict (expected ImageBind's imagebind_huge.pth)")
     audio = {k: v.clone() for k, v in audio_state(full).items()}

@@ -22,7 +22,7 @@ NAME = "imagebind"
 
 
 class ImageBindAudioEncoder:
-    """Options arrive as strings from the CLI: see the spec in `plugin.py`."""
+    """Options as `plugin.py` declares them (validated before the factory is called)."""
 
     def __init__(self, weights: str | None = None, config: str | None = None, head_norm: str | bool = False,
                  clip_batch: str | int = 8) -> None:

@@ -1,6 +1,7 @@
 """Registration only: cheap, no torch. `maestro_imagebind.encoder` is imported when the encoder is used."""
 
 from maestro.hookspecs import hookimpl
+from maestro.options import Option
 from maestro.registry import ComponentSpec
 
 
@@ -17,12 +18,14 @@ def register_audio_encoders(register):
             gpu="optional",
             license="CC BY-NC-SA 4.0 (ImageBind weights: non-commercial, share-alike)",
             options={
-                "weights": "path to imagebind_huge.pth (default: the cached registry file `imagebind_huge`)",
-                "config": "JSON text or a .json file overriding the audio branch: embed_dim, num_blocks, num_heads, "
-                "mlp_ratio, num_mel_bins, target_len, kernel_size, stride, drop_path (default: ImageBind-huge)",
-                "head_norm": "true: also apply the audio head's LayerNorm to the tokens; false (default) returns the "
-                "trunk output, which is what the paper's CIM was trained on",
-                "clip_batch": "clips per forward pass (default 8)",
+                "weights": Option(str, None, "path to imagebind_huge.pth (none: the cached registry file "
+                                  "`imagebind_huge`)"),
+                "config": Option(str, None, "JSON text or a .json file overriding the audio branch: embed_dim, "
+                                 "num_blocks, num_heads, mlp_ratio, num_mel_bins, target_len, kernel_size, stride, "
+                                 "drop_path (none: ImageBind-huge)"),
+                "head_norm": Option(bool, False, "true: also apply the audio head's LayerNorm to the tokens; false "
+                                    "returns the trunk output, which is what the paper's CIM was trained on"),
+                "clip_batch": Option(int, 8, "clips per forward pass", ge=1, le=1024),
             },
         )
     )

@@ -41,13 +41,16 @@ class HookCall:
     frames: int = 1
     frame_offset: int = 0  # index of this window's first frame in the whole video
     counts: dict[str, int] = field(default_factory=dict)
+    frame_steps: tuple[int, ...] | None = None  # FIFO: each frame's own step (see AttentionSite)
+    frame_indices: tuple[int, ...] | None = None  # FIFO: each frame's index in the whole video
 
     def site(self, layer: str, height: int, width: int) -> "AttentionSite":
         from maestro.attention.hookpoint import AttentionSite
 
         return AttentionSite(layer=layer, height=height, width=width, frames=self.frames, step=self.step,
                              num_steps=self.num_steps, token_groups=self.token_groups,
-                             conditional=self.conditional, frame_offset=self.frame_offset)
+                             conditional=self.conditional, frame_offset=self.frame_offset,
+                             frame_steps=self.frame_steps, frame_indices=self.frame_indices)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str = "sdpa",

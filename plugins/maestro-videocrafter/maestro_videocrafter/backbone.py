@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from maestro.errors import ComponentUnavailableError, UsageError
 from maestro.options import as_float, as_int
 from maestro_videocrafter.config import ModelConfig, load_config
+from maestro_videocrafter.long import LongVideo
 
 if TYPE_CHECKING:
     import torch
@@ -30,14 +31,17 @@ PAPER_CIM = {"dim": 1024, "depth": 6, "dim_head": 64, "heads": 12, "num_queries"
              "output_dim": 1024, "ff_mult": 4}
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 DECODE_CHUNK = 2  # frames decoded at once: ~0.3 GB of activations each at 320x512 in half precision
+DEFAULT_STEPS = 50
+DEFAULT_FRAMES = 16
 
 
 class VideoCrafter2Backbone:
     """VideoCrafter2 (512×320 text-to-video) driven by audio tokens through the paper's CIM."""
 
     def __init__(self, weights: str | None = None, config: str | None = None, cim_weights: str | None = None,
-                 cim_config: str | None = None, steps: Any = 50, cfg: Any = 12, eta: Any = 1.0, fps: Any = 8,
-                 frames: Any = 16, height: Any = 320, width: Any = 512, dtype: str = "auto") -> None:
+                 cim_config: str | None = None, steps: Any = DEFAULT_STEPS, cfg: Any = 12, eta: Any = 1.0,
+                 fps: Any = 8, frames: Any = DEFAULT_FRAMES, height: Any = 320, width: Any = 512, dtype: str = "auto",
+                 long: Any = "auto", partitions: Any = "auto", lookahead: Any = True) -> None:
         self.weights = weights
         self.cim_weights = cim_weights
         self.steps = as_int("steps", steps, minimum=1)
@@ -50,9 +54,12 @@ class VideoCrafter2Backbone:
         if dtype not in DTYPES:
             raise UsageError(f"option dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         self.dtype_option = dtype
+        self.long = LongVideo.from_options(long, partitions, lookahead)
         self.config: ModelConfig = load_config(config)
-        if self.steps > int(self.config.diffusion.get("timesteps", 1000)):
-            raise UsageError(f"option steps must be at most the model's {self.config.diffusion['timesteps']} timesteps")
+        timesteps = int(self.config.diffusion.get("timesteps", 1000))
+        if self.steps > timesteps:
+            raise UsageError(f"option steps must be at most the model's {timesteps} timesteps")
+        self.long.check(self.steps, self.frames, timesteps)
         grid = self.config.vae_factor * self.config.unet_factor
         for name, size in (("height", self.height), ("width", self.width)):
             if size % grid:
@@ -125,8 +132,6 @@ class VideoCrafter2Backbone:
         import torch
 
         from maestro.types import Video
-        from maestro_videocrafter.attention import HookCall
-        from maestro_videocrafter.ddim import DDIMSampler
 
         m = self._load(ctx)
         unet, vae, device = m["unet"], m["vae"], m["device"]
@@ -138,36 +143,17 @@ class VideoCrafter2Backbone:
             ctx.warn(f"layout has {layout.num_frames} frames, the conditioning {total}; boxes past the end repeat")
         uncond = cond.uncond if cond.uncond is not None else m["empty"].unsqueeze(0)
         uncond = uncond.to(device)
-        sampler = DDIMSampler(m["schedule"], self.steps, self.eta)
-        f = self.frames
-        latent_shape = (1, self.config.latent_channels, f, self.height // self.config.vae_factor,
-                        self.width // self.config.vae_factor)
+        latent = (self.config.latent_channels, self.height // self.config.vae_factor,
+                  self.width // self.config.vae_factor)
         counts: dict[str, int] = {}
-        starts = list(range(0, total, f))
-        latents = []
-        # One stream for the whole video: window after window, initial noise then each step's DDIM noise. (One
-        # generator per window, seeded seed + window, would give seed 11's second window seed 12's first noise.)
-        generator = ctx.generator()
-        with torch.inference_mode(), ctx.progress("videocrafter2: denoising", len(starts) * sampler.num_steps) as adv:
-            for start in starts:
-                window = per_frame[start:start + f]
-                if window.shape[0] < f:  # the last window: generate a full one, keep what is needed
-                    window = torch.cat([window, window[-1:].expand(f - window.shape[0], -1, -1)])
-                window = window.to(device)
-                x_T = torch.randn(latent_shape, generator=generator, dtype=torch.float32).to(device)
-
-                def eps_fn(x: torch.Tensor, t: torch.Tensor, i: int, window=window, start=start) -> torch.Tensor:
-                    common = dict(hook=hook, step=i, num_steps=sampler.num_steps, token_groups=cond.token_groups,
-                                  frame_offset=start, counts=counts)
-                    e_cond = unet(x, t, window, self.fps, HookCall(conditional=True, **common))
-                    if self.cfg == 1.0:
-                        return e_cond
-                    e_uncond = unet(x, t, uncond, self.fps, HookCall(conditional=False, **common))
-                    return e_uncond + self.cfg * (e_cond - e_uncond)
-
-                latents.append(sampler.sample(eps_fn, x_T, generator, advance=adv).cpu())
+        shared = dict(hook=hook, token_groups=cond.token_groups, counts=counts)
+        with torch.inference_mode():
+            if self.long.uses_fifo(total, self.frames):
+                z = self._denoise_fifo(unet, per_frame, uncond, latent, shared, m, ctx)
+            else:
+                z = self._denoise_windows(unet, per_frame, uncond, latent, shared, m, ctx)
         self.last_hook_calls = dict(counts)
-        z = torch.cat(latents, dim=2)[0, :, :total] / float(self.config.diffusion["scale_factor"])  # [c, T, h, w]
+        z = z[0] / float(self.config.diffusion["scale_factor"])  # [c, T, h, w]
         frames = []
         with torch.inference_mode(), ctx.progress("videocrafter2: decoding", total) as adv:
             vae.to(device)
@@ -179,6 +165,77 @@ class VideoCrafter2Backbone:
             finally:
                 vae.to("cpu")
         return Video(frames=torch.cat(frames).contiguous(), fps=float(self.fps))
+
+    # -- denoising ---------------------------------------------------------------------------------------------------
+    def _eps(self, unet: Any, x: "torch.Tensor", t: "torch.Tensor", context: "torch.Tensor",
+             uncond: "torch.Tensor", call: dict[str, Any]) -> "torch.Tensor":
+        """The noise prediction with classifier-free guidance (the unconditional pass skipped at cfg = 1)."""
+        from maestro_videocrafter.attention import HookCall
+
+        e_cond = unet(x, t, context, self.fps, HookCall(conditional=True, **call))
+        if self.cfg == 1.0:
+            return e_cond
+        e_uncond = unet(x, t, uncond, self.fps, HookCall(conditional=False, **call))
+        return e_uncond + self.cfg * (e_cond - e_uncond)
+
+    def _denoise_windows(self, unet: Any, per_frame: "torch.Tensor", uncond: "torch.Tensor",
+                         latent: tuple[int, int, int], shared: dict[str, Any], m: dict[str, Any],
+                         ctx: "RunContext") -> "torch.Tensor":
+        """`long=windows`: independent windows of `frames`, each from its own noise; latents `[1, c, T, h, w]`."""
+        import torch
+
+        from maestro_videocrafter.ddim import DDIMSampler
+
+        device, total, f = m["device"], int(per_frame.shape[0]), self.frames
+        sampler = DDIMSampler(m["schedule"], self.steps, self.eta)
+        starts = list(range(0, total, f))
+        latents = []
+        # One stream for the whole video: window after window, initial noise then each step's DDIM noise. (One
+        # generator per window, seeded seed + window, would give seed 11's second window seed 12's first noise.)
+        generator = ctx.generator()
+        with ctx.progress("videocrafter2: denoising", len(starts) * sampler.num_steps) as adv:
+            for start in starts:
+                window = per_frame[start:start + f]
+                if window.shape[0] < f:  # the last window: generate a full one, keep what is needed
+                    window = torch.cat([window, window[-1:].expand(f - window.shape[0], -1, -1)])
+                window = window.to(device)
+                x_T = torch.randn((1, latent[0], f, *latent[1:]), generator=generator, dtype=torch.float32)
+
+                def eps_fn(x: torch.Tensor, t: torch.Tensor, i: int, window=window, start=start) -> torch.Tensor:
+                    call = dict(shared, step=i, num_steps=sampler.num_steps, frame_offset=start)
+                    return self._eps(unet, x, t, window, uncond, call)
+
+                latents.append(sampler.sample(eps_fn, x_T.to(device), generator, advance=adv).cpu())
+        return torch.cat(latents, dim=2)[:, :, :total]
+
+    def _denoise_fifo(self, unet: Any, per_frame: "torch.Tensor", uncond: "torch.Tensor",
+                      latent: tuple[int, int, int], shared: dict[str, Any], m: dict[str, Any],
+                      ctx: "RunContext") -> "torch.Tensor":
+        """`long=fifo`: one queue for the whole video (`maestro_videocrafter.fifo`); latents `[1, c, T, h, w]`.
+
+        Each frame carries its own conditioning row, timestep and step (for the hook) through the queue.
+        """
+        import torch
+
+        from maestro_videocrafter.fifo import FifoPlan, FifoSampler, QueuedFrame
+
+        device, total = m["device"], int(per_frame.shape[0])
+        plan = FifoPlan(self.frames, self.long.num_partitions(self.steps, self.frames), self.long.lookahead)
+        sampler = FifoSampler(m["schedule"], plan, self.eta)
+
+        def denoise(x: torch.Tensor, frames: "list[QueuedFrame]") -> torch.Tensor:
+            indices = tuple(fr.index for fr in frames)
+            steps = tuple(sampler.step_of(fr.level) for fr in frames)
+            t = torch.tensor([sampler.timestep(fr.level) for fr in frames], dtype=torch.long, device=device)
+            call = dict(shared, step=min(steps), num_steps=plan.levels, frame_offset=indices[0],
+                        frame_steps=steps, frame_indices=indices)
+            return self._eps(unet, x, t, per_frame[list(indices)].to(device), uncond, call)
+
+        out = []
+        with ctx.progress("videocrafter2: FIFO denoising", sampler.iterations(total)) as adv:
+            for frame in sampler.run(denoise, total, latent, ctx.generator(), device, advance=adv):
+                out.append(frame.latent.cpu())
+        return torch.cat(out, dim=2)
 
     # -- loading -----------------------------------------------------------------------------------------------------
     def _load(self, ctx: "RunContext") -> dict[str, Any]:

@@ -52,7 +52,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         # Either not a torch file at all, or one that pickles Python objects (never unpickled here, for safety).
         raise WeightsError(
-            f"cannot read checkpoint {path} as tensors only ({_unpickler_reason(exc)}). If it is a genuine "
+            f"cannot read checkpoint {path} as tensors only ({checkpoints.unpickler_reason(exc)}). If it is a genuine "
             "checkpoint that also pickles training state, save its state dict once from a trusted copy: "
             "torch.save({'state_dict': torch.load(p, weights_only=False)['state_dict']}, out)"
         ) from exc
@@ -106,13 +106,3 @@ def schedule_mismatch(state: Mapping[str, torch.Tensor], alphas_cumprod: torch.T
         if not torch.allclose(theirs[:n].float(), scale_arr[:n], atol=1e-5):
             return "the checkpoint's scale_arr differs from the config's use_scale schedule"
     return None
-
-
-def _unpickler_reason(exc: Exception) -> str:
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    return " ".join(text.split())[:200] or type(exc).__name__
-
-

@@ -76,6 +76,11 @@ def ddim_params(schedule: NoiseSchedule, steps: int, eta: float) -> DDIMStepPara
     c = n // steps
     ts = torch.arange(0, n, c, dtype=torch.long) + 1  # ascending, as the original builds them
     ts = ts[ts < n]  # the original would index past the end for steps that do not divide n; stay inside
+    return params_for_timesteps(schedule, ts, eta)
+
+
+def params_for_timesteps(schedule: NoiseSchedule, ts: torch.Tensor, eta: float) -> DDIMStepParams:
+    """DDIM coefficients for the ascending timesteps `ts` (ᾱ_prev of the first is ᾱ_0), in sampling order."""
     ac = schedule.alphas_cumprod
     alphas = ac[ts]
     alphas_prev = torch.cat([ac[:1], ac[ts[:-1]]])

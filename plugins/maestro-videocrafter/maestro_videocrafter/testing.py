@@ -68,10 +68,11 @@ def tiny_config() -> dict[str, Any]:
 
 def write_tiny_checkpoint(path: str | Path, *, token_dim: int = 768, num_queries: int = 4, seed: int = 0,
                           steps: int = 2, frames: int = 4, height: int = 64, width: int = 64,
-                          cfg: float = 12.0) -> dict[str, str]:
+                          cfg: float = 12.0, long: str | None = "windows") -> dict[str, str]:
     """Write a tiny checkpoint, its config, a tiny CIM (for `token_dim`-wide audio tokens) and its config.
 
-    Files: `path`, `<stem>.config.json`, `<stem>.cim.pth`, `<stem>.cim.json` beside it. Returns the backbone options.
+    Files: `path`, `<stem>.config.json`, `<stem>.cim.pth`, `<stem>.cim.json` beside it. Returns the backbone options;
+    `long` is the long-video mode they ask for (windows, the tests' reference behaviour; None: the backbone's default).
     """
     import torch
 
@@ -105,7 +106,7 @@ def write_tiny_checkpoint(path: str | Path, *, token_dim: int = 768, num_queries
     torch.save(cim.state_dict(), cim_path)
     cim_config_path = path.with_name(path.stem + ".cim.json")
     cim_config_path.write_text(json.dumps(cim_config, indent=2), encoding="utf-8")
-    return {
+    options = {
         "weights": str(path),
         "config": str(config_path),
         "cim_weights": str(cim_path),
@@ -117,3 +118,6 @@ def write_tiny_checkpoint(path: str | Path, *, token_dim: int = 768, num_queries
         "cfg": str(cfg),
         "dtype": "fp32",
     }
+    if long is not None:
+        options["long"] = long
+    return options

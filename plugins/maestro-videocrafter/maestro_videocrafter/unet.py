@@ -5,8 +5,9 @@ the temporal layers (temporal convolutions inside the residual blocks, temporal 
 and `init_attn` after the first convolution). Module and parameter names — including the original's spelling
 `temopral_conv` — are the checkpoint's, so `model.diffusion_model.*` loads with the prefix stripped.
 
-`forward(x, timesteps, context, fps, call=None)` takes the text context either per video `[b, 77, c]` or per frame
-`[(b t), 77, c]` (the paper's time-varying tokens), and an optional `HookCall` for the spatial cross-attention hook.
+`forward(x, timesteps, context, fps, call=None)` takes the timesteps per video or per frame (FIFO), the text context
+either per video `[b, 77, c]` or per frame `[(b t), 77, c]` (the paper's time-varying tokens), and an optional
+`HookCall` for the spatial cross-attention hook.
 """
 
 from __future__ import annotations
@@ -303,7 +304,8 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                 fps: int | float | torch.Tensor | None = None, call: HookCall | None = None) -> torch.Tensor:
-        """Noise prediction `[b, out_channels, t, h, w]` for latents `x[b, in_channels, t, h, w]` at `timesteps[b]`.
+        """Noise prediction `[b, out_channels, t, h, w]` for latents `x[b, in_channels, t, h, w]` at `timesteps[b]`,
+        or at `timesteps[b·t]`, one per frame (frame-major within each video: FIFO's diagonal denoising).
 
         `context` is `[b, L, context_dim]` (one per video) or `[b·t, L, context_dim]` (one per frame, frame-major
         within each video); `fps` conditions the motion speed when the model was trained with it (default 16).
@@ -313,19 +315,25 @@ class UNet3D(nn.Module):
         timesteps = timesteps.reshape(-1).to(x.device)
         if timesteps.numel() == 1 and b > 1:
             timesteps = timesteps.expand(b)
+        per_frame_t = timesteps.numel() == b * t and t > 1  # FIFO: every frame at its own noise level
+        if timesteps.numel() != b and not per_frame_t:
+            raise ValueError(f"timesteps has {timesteps.numel()} entries: give one per video ({b}) or per frame "
+                             f"({b * t})")
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(dtype))
         if self.fps_cond:
             if fps is None:
                 fps = 16  # the original's default
             fps_t = torch.as_tensor(fps, device=x.device).reshape(-1).expand(b)
-            emb = emb + self.fps_embedding(timestep_embedding(fps_t, self.model_channels).to(dtype))
+            fps_emb = self.fps_embedding(timestep_embedding(fps_t, self.model_channels).to(dtype))
+            emb = emb + (fps_emb.repeat_interleave(t, dim=0) if per_frame_t else fps_emb)
 
         if context.shape[0] == b:
             context = context.repeat_interleave(t, dim=0)
         elif context.shape[0] != b * t:
             raise ValueError(f"context has {context.shape[0]} rows: give one per video ({b}) or per frame ({b * t})")
         context = context.to(dtype)
-        emb = emb.repeat_interleave(t, dim=0)
+        if not per_frame_t:
+            emb = emb.repeat_interleave(t, dim=0)
         if call is not None:
             call = dataclasses.replace(call, frames=t)  # `counts` stays shared with the caller's object
 
