@@ -32,6 +32,8 @@ def cli(debug: bool, no_plugins: bool) -> None:
 
 
 def _add_commands(entry_points: bool = True) -> None:
+    from maestro.cli.batch import batch
+    from maestro.cli.eval import eval_command
     from maestro.cli.listing import info, plugins_command
     from maestro.cli.run import run
     from maestro.cli.weights import weights_group
@@ -44,6 +46,8 @@ def _add_commands(entry_points: bool = True) -> None:
     cli.add_command(plugins_command, name="list")
     cli.add_command(info)
     cli.add_command(weights_group)
+    cli.add_command(batch)
+    cli.add_command(eval_command)
     get_plugins(entry_points=entry_points).add_commands(cli)
 
 

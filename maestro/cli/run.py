@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from maestro.cli.options import parse_key_values
+
+if TYPE_CHECKING:
+    from maestro.pipeline import RunOptions
 
 MAX_SEED = 2**63 - 1  # torch generators take 64 bits; components add small offsets to the seed
 
@@ -61,24 +64,9 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
     Writes OUTPUT/video.mp4 (H.264 + AAC, the input audio muxed in), OUTPUT/stems/*.wav, OUTPUT/layout.png and
     OUTPUT/manifest.json — all at once at the end, so a failed or interrupted run leaves nothing half-written.
     """
-    from maestro.pipeline import Pipeline, RunOptions
+    from maestro.pipeline import Pipeline
 
-    backbone_opts = parse_key_values(backbone_opt, "--backbone-opt")
-    if weights:
-        backbone_opts["weights"] = weights
-    options = {
-        "separator": parse_key_values(separator_opt, "--separator-opt"),
-        "audio_encoder": parse_key_values(encoder_opt, "--encoder-opt"),
-        "layout_planner": parse_key_values(layout_opt, "--layout-opt"),
-        "backbone": backbone_opts,
-        "attention_hook": parse_key_values(hook_opt, "--hook-opt"),
-    }
-    run_options = RunOptions(
-        inputs=list(audio), output=output or _default_output(audio[0]), separator=separator, sources=sources, encoder=encoder, layout=layout,
-        backbone=backbone, hook=None if hook.lower() == "none" else hook,
-        options={k: v for k, v in options.items() if v}, seconds=seconds, seed=seed, device=device,
-        overlay=overlay, use_cache=not no_cache, force=force,
-    )
+    run_options = to_run_options(click.get_current_context().params)
     if quiet:
         result = Pipeline(run_options).run()
     else:
@@ -86,6 +74,36 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
         _summary(result)
     if quiet:
         click.echo(str(result.outputs.get("video.mp4")))
+
+
+def parse_run_args(args: list[str]) -> "RunOptions":
+    """The RunOptions of `maestro run ARGS...`, parsed and checked by this very command (so batch jobs cannot drift)."""
+    with run.make_context("maestro run", list(args)) as ctx:
+        return to_run_options(ctx.params)
+
+
+def to_run_options(params: dict[str, Any]) -> "RunOptions":
+    """`maestro run`'s parsed parameters (click's `ctx.params`) as the pipeline's RunOptions."""
+    from maestro.pipeline import RunOptions
+
+    audio: tuple[Path, ...] = params["audio"]
+    backbone_opts = parse_key_values(params["backbone_opt"], "--backbone-opt")
+    if params["weights"]:
+        backbone_opts["weights"] = params["weights"]
+    options = {
+        "separator": parse_key_values(params["separator_opt"], "--separator-opt"),
+        "audio_encoder": parse_key_values(params["encoder_opt"], "--encoder-opt"),
+        "layout_planner": parse_key_values(params["layout_opt"], "--layout-opt"),
+        "backbone": backbone_opts,
+        "attention_hook": parse_key_values(params["hook_opt"], "--hook-opt"),
+    }
+    return RunOptions(
+        inputs=list(audio), output=params["output"] or _default_output(audio[0]),
+        separator=params["separator"], sources=params["sources"], encoder=params["encoder"], layout=params["layout"],
+        backbone=params["backbone"], hook=None if params["hook"].lower() == "none" else params["hook"],
+        options={k: v for k, v in options.items() if v}, seconds=params["seconds"], seed=params["seed"],
+        device=params["device"], overlay=params["overlay"], use_cache=not params["no_cache"], force=params["force"],
+    )
 
 
 def _default_output(first_input: Path) -> Path:
