@@ -30,8 +30,12 @@ test-slow: setup
 bench: setup
 	$(PY) benchmarks/plugins_listing.py
 	$(PY) benchmarks/separation.py
+	$(PY) benchmarks/busy_neighbour.py
+	$(PY) benchmarks/omp_wait_policy.py
 	$(PY) benchmarks/mosaic.py
 	$(PY) benchmarks/unet.py
+	$(PY) benchmarks/fifo.py
+	$(PY) benchmarks/batch.py
 
 clean:
 	rm -rf $(VENV) maestro-out .pytest_cache

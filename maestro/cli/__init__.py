@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import signal
 import sys
 import threading
 from typing import Any, Iterator
 
-import click
+# OpenMP threads that wait by spinning hold a core another process needs; sleeping ones cost nothing on a quiet
+# machine (benchmarks/omp_wait_policy.py). Set before torch is imported, and only if the user has not chosen.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from maestro import __version__
-from maestro.errors import MaestroError
+import click  # noqa: E402
+
+from maestro import __version__  # noqa: E402
+from maestro.errors import MaestroError  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
