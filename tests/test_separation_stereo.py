@@ -10,23 +10,9 @@ from maestro.components import RunContext
 from maestro.separate.dsp import NMFSeparator, bin_pan, cluster_pan
 from maestro.separate.threads import cpu_threads
 from maestro.types import Audio
+from test_separation_dsp import improvement, si_sdr
 
 SECONDS = 3.0
-
-
-def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    est, ref = estimate.flatten().double(), reference.flatten().double()
-    target = (est @ ref) / (ref @ ref) * ref
-    return 10 * math.log10(float(target @ target) / float((est - target) @ (est - target)))
-
-
-def improvement(stems, references, mix) -> float:
-    """Mean SI-SDR improvement over the mixture, with the better of the two source orders."""
-    best = -math.inf
-    for order in ([0, 1], [1, 0]):
-        gains = [si_sdr(stems.sources[o].samples, r) - si_sdr(mix, r) for o, r in zip(order, references)]
-        best = max(best, sum(gains) / 2)
-    return best
 
 
 def recordings(shared_audio, names, seconds=SECONDS):
