@@ -331,6 +331,8 @@ def test_info_shows_each_options_type_default_and_range(maestro):
     result = maestro("info", "spectral")
     assert result.code == 0
     assert "n_mels" in result.out and "[1 ≤ int ≤ 256; default 32]" in result.out
+    result = maestro("info", "mosaic")  # brackets are printed as text, not read as rich markup
+    assert "[empty|all; default empty]" in result.out and "[0 ≤ int; default 6]" in result.out
 
 
 def test_building_with_options_as_keywords_still_validates():

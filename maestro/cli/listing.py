@@ -126,7 +126,7 @@ def info(name: str, kind: str | None) -> None:
             console.print(f"  packages: {', '.join(spec.packages)}")
         console.print("  options:" + ("" if spec.options else " none"))
         for opt, declaration in spec.options.items():
-            console.print(f"    {opt:<16} {declared_help(declaration)}", highlight=False)
+            console.print(f"    {opt:<20} {declared_help(declaration)}", highlight=False, markup=False)
         for file_id in spec.weights:
             wf = weights.catalogue().get(file_id)
             where = weights.local_path(file_id)

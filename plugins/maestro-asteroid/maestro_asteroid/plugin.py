@@ -4,7 +4,7 @@ from maestro.hookspecs import hookimpl
 from maestro.options import Option
 from maestro.registry import ComponentSpec
 
-DEFAULT_WEIGHTS = "asteroid-convtasnet-libri2mix-16k"  # registry id of the default model's file
+DEFAULT_WEIGHTS = "asteroid-convtasnet-libri2mix-16k"  # registry id of the default model's file (as separator.py)
 
 
 @hookimpl
@@ -18,7 +18,7 @@ def register_separators(register):
             packages=("asteroid",),
             gpu="optional",
             license="MIT (asteroid code); each model's weights carry the license on their model card",
-            weights=(DEFAULT_WEIGHTS,),  # the default model's file, where the Hugging Face hub cache keeps it
+            weights=(DEFAULT_WEIGHTS,),  # the default model's file: MAESTRO_WEIGHTS or the Hugging Face hub cache
             options={
                 "model": Option(str, "JorisCos/ConvTasNet_Libri2Mix_sepclean_16k", "a model package file, or a hub / "
                                 "Zenodo id"),

@@ -29,6 +29,7 @@ from maestro.separate.adapt import fit_length, make_stems, mixture_tensor, reduc
 from maestro.types import Audio, Stems
 
 DEFAULT_MODEL = "JorisCos/ConvTasNet_Libri2Mix_sepclean_16k"
+DEFAULT_WEIGHTS = "asteroid-convtasnet-libri2mix-16k"  # its file's id in Maestro's weights registry
 HUB_FILENAME = "pytorch_model.bin"
 
 
@@ -56,6 +57,11 @@ class AsteroidSeparator:
     def model(self) -> Any:
         if self._model is None:
             path = self.weights or _local_file(self.source)
+            if path is None and self.source == DEFAULT_MODEL:
+                # Where `maestro plugins` and `maestro weights fetch` look for the default model's file.
+                from maestro import weights
+
+                path = weights.local_path(DEFAULT_WEIGHTS)
             if path is None:
                 path = _cached_hub_file(self.source)
                 if path is None:
