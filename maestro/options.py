@@ -104,6 +104,8 @@ class Option:
             raise ValueError(f"Option type must be one of {', '.join(_TYPE_NAMES.values())}, not {self.type!r}")
         if self.choices and self.type is not str:
             raise ValueError("choices go with type str")
+        if isinstance(self.default, list):  # declarations are hashable (validation models are cached by them)
+            object.__setattr__(self, "default", tuple(self.default))
 
     @property
     def required(self) -> bool:
@@ -216,7 +218,7 @@ def _model(owner: str, fields: tuple[tuple[str, Option], ...]) -> Any:
         if opt.default is None and not opt.required:
             full = full | None  # the bounds apply to a value, not to "none given"
         definitions[name] = (full, ... if opt.required else opt.default)
-    config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+    config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True, validate_default=True)
     return pydantic.create_model(f"Options[{owner}]", __config__=config, **definitions)
 
 
