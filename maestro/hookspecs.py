@@ -56,7 +56,7 @@ def register_commands(cli: Any) -> None:
 
 @hookspec
 def stage_started(stage: str, run: Any) -> None:
-    """A pipeline stage begins. `run` is a read-only `maestro.runview.RunView` of the run (components, options,
+    """A pipeline stage begins. `run` is a read-only `maestro.plan.RunView` of the run (its plan, components, options,
     output folder, timings so far)."""
 
 

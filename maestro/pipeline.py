@@ -8,10 +8,12 @@ It knows no component's internals.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
 from maestro.audio import is_silent, read_audio, write_wav
@@ -86,7 +88,8 @@ class Pipeline:
             self.on_stage(name, "end")
 
     def _view(self, stage: str) -> RunView:
-        return RunView(plan=self.plan, stage=stage, timings=dict(self.timings), warnings=tuple(self.ctx.warnings))
+        return RunView(plan=self.plan, stage=stage, timings=MappingProxyType(dict(self.timings)),
+                       warnings=tuple(self.ctx.warnings), options=copy.deepcopy(self.options))
 
     # -- the run -------------------------------------------------------------------------------------------------------
     def run(self) -> RunResult:

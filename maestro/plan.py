@@ -59,12 +59,14 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class RunView:
-    """What run-event hooks see of a run: read-only."""
+    """What run-event hooks see of a run: read-only. `options`, `timings` and `components` keep the names the
+    `Pipeline` had when hooks received it, so event plugins written then keep working (on copies)."""
 
     plan: RunPlan
     stage: str
     timings: Mapping[str, float]
     warnings: tuple[str, ...]
+    options: RunOptions  # a copy: changing it changes nothing
 
     @property
     def components(self) -> Mapping[str, Mapping[str, Any]]:

@@ -289,7 +289,7 @@ seen = []
 
 @hookimpl(wrapper=True)
 def stage_started(stage, run):
-    seen.append(("wrapped", stage, run.components["separator"]["name"]))
+    seen.append(("wrapped", stage, run.components["separator"]["name"], run.options.seed))
     return (yield)
 
 @hookimpl
@@ -309,7 +309,7 @@ def test_run_events_go_through_pluggy_with_a_frozen_view(tmp_path):
     result = maestro_subprocess("run", MIX, "--seconds", "1", "-q", "-o", out, site=tmp_path)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert ["wrapped", "read", "nmf"] in manifest["events"] and len(manifest["events"]) == 7
+    assert ["wrapped", "read", "nmf", 0] in manifest["events"] and len(manifest["events"]) == 7
     assert any("plugin events failed in stage_finished: FrozenInstanceError" in w for w in manifest["warnings"])
 
 
