@@ -23,11 +23,7 @@ def as_int(name: str, value: Any, minimum: int | None = None, maximum: int | Non
 def as_float(name: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> float:
     """A number, also written as a fraction ("1/3") since some defaults are."""
     try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        else:
-            top, slash, bottom = str(value).strip().partition("/")
-            number = float(top) / float(bottom) if slash else float(top)
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _number(value)
     except (ValueError, ZeroDivisionError):
         raise UsageError(f"option {name} takes a number, not {value!r}") from None
     if not math.isfinite(number):
@@ -49,11 +45,22 @@ def as_bool(name: str, value: Any) -> bool:
 
 def as_list(name: str, value: Any) -> list[str]:
     """A comma-separated list ("drums,vocals") or a Python list, without empty items."""
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    names = [str(i).strip() for i in items if str(i).strip()]
+    names = _split_names(value)
     if not names:
         raise UsageError(f"option {name} takes a comma-separated list of names, not {value!r}")
     return names
+
+
+def _number(text: Any) -> float:
+    """A number written as text, also as a fraction ("1/3"); ValueError or ZeroDivisionError otherwise."""
+    top, slash, bottom = str(text).strip().partition("/")
+    return float(top) / float(bottom) if slash else float(top)
+
+
+def _split_names(value: Any) -> list[str]:
+    """Names from "drums, vocals" or a list, without empty items."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(i).strip() for i in items if str(i).strip()]
 
 
 def _check_range(name: str, number: float, minimum: float | None, maximum: float | None) -> None:
@@ -233,15 +240,12 @@ def _choice(value: Any, choices: tuple[str, ...]) -> Any:
 def _fraction(value: Any) -> Any:
     """ "1/3" → 0.333…, so that defaults written as fractions can be typed as they read."""
     if isinstance(value, str) and "/" in value:
-        top, _, bottom = value.partition("/")
         try:
-            return float(top) / float(bottom)
+            return _number(value)
         except (ValueError, ZeroDivisionError):
             return value  # pydantic reports it
     return value
 
 
 def _names(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+    return _split_names(value) if isinstance(value, str) else value
