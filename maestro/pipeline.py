@@ -68,11 +68,17 @@ class Pipeline:
     def _build(self, kind: str) -> Any:
         return self._builder(self.plan.specs[kind], self.plan.options[kind])
 
-    def _check_capacity(self, k: int | None) -> None:
-        limit = getattr(self.planner, "max_sources", None)
-        if k is not None and limit is not None and k > limit:
-            raise UsageError(f"{self.plan.specs['layout_planner'].label} places at most {limit} sources, the run has "
-                             f"{k}: choose a layout for more sources (grid, auto) or ask for fewer")
+    def _check_capacity(self, k: int | None, found_by: ComponentSpec | None = None) -> None:
+        """K against what each component handles: its declared `max_sources`, and the built planner's own."""
+        limits = {spec.label: spec.max_sources for spec in self.plan.specs.values() if spec.max_sources is not None}
+        planner, planner_limit = self.plan.specs["layout_planner"].label, getattr(self.planner, "max_sources", None)
+        if planner_limit is not None:
+            limits[planner] = min(limits.get(planner, planner_limit), planner_limit)
+        over = [f"{label} handles at most {cap} sources" for label, cap in limits.items() if k is not None and k > cap]
+        if over:
+            what = f"{found_by.label} found {k} sources" if found_by else f"the run has {k} sources"
+            raise UsageError(f"{what}, but {', '.join(over)}: ask for fewer sources, or choose components that "
+                             "handle more (the grid and auto layouts place any number)")
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -148,10 +154,7 @@ class Pipeline:
         stems, self.cache_hits["separate"] = self._cached("stems", spec, parts, compute, Stems.to_dict,
                                                           Stems.from_dict, check)
         stems.separator = spec.name
-        if self.plan.max_sources is not None and len(stems) > self.plan.max_sources:
-            raise UsageError(f"{spec.label} found {len(stems)} sources, but this run handles at most "
-                             f"{self.plan.max_sources}: ask for fewer sources")
-        self._check_capacity(len(stems))
+        self._check_capacity(len(stems), found_by=spec)
         return stems
 
     def _encode(self, stems: Stems) -> list[Tokens]:

@@ -46,7 +46,6 @@ class RunPlan:
     specs: Mapping[str, ComponentSpec]  # kind -> spec; "attention_hook" only when a hook was asked for
     options: Mapping[str, Mapping[str, Any]]  # kind -> the values its factory gets
     sources: int | None  # None: as many as the separator finds
-    max_sources: int | None  # the most any component of the run handles
     hook_requested: bool  # the user named a hook (not "auto"): say so if the backbone cannot use it
     notes: tuple[str, ...] = ()  # warnings found while planning (name clashes)
 
@@ -104,14 +103,13 @@ def plan_run(o: RunOptions, registry: Registry) -> RunPlan:
     # Every option of every component is checked here, hook included, whether or not the backbone will use it.
     options = {kind: MappingProxyType(spec.validate_options(given[kind])) for kind, spec in specs.items()}
     k = o.sources or (len(o.inputs) if many else None)
-    caps = {spec.label: spec.max_sources for spec in specs.values() if spec.max_sources is not None}
-    limit = min(caps.values(), default=None)
-    if k is not None and limit is not None and k > limit:
-        who = ", ".join(f"{label} handles at most {cap} sources" for label, cap in caps.items() if cap < k)
-        raise UsageError(f"{k} sources were asked for, but {who}")
+    over = [f"{spec.label} handles at most {spec.max_sources} sources" for spec in specs.values()
+            if k is not None and spec.max_sources is not None and k > spec.max_sources]
+    if over:
+        raise UsageError(f"{k} sources were asked for, but {', '.join(over)}")
     notes = tuple(n for n in (registry.clash_note(spec) for spec in specs.values()) if n)
     return RunPlan(inputs=tuple(o.inputs), output=o.output, specs=MappingProxyType(specs),
-                   options=MappingProxyType(options), sources=k, max_sources=limit,
+                   options=MappingProxyType(options), sources=k,
                    hook_requested=o.hook not in ("auto", None), notes=notes)
 
 

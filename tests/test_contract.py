@@ -517,3 +517,10 @@ def test_ready_means_the_default_weights_are_where_the_component_reads_them(maes
     hub.mkdir(parents=True)
     (hub / "955717e8-8726e21a.th").write_bytes(b"a model")
     assert rows()["demucs"]["status"] == "ready"
+
+
+def test_sources_a_separator_finds_on_its_own_are_checked_against_the_layout(maestro, tmp_path):
+    result = maestro("run", MIX, "--seconds", "1", "--separator-opt", "default_sources=3", "--layout", "LR",
+                     "-o", tmp_path / "out")
+    assert result.code == 2, result
+    assert "separator 'nmf' found 3 sources, but layout planner 'LR' handles at most 2 sources" in result.err
