@@ -102,7 +102,7 @@ def test_registered_spec_declares_every_option():
     specs = []
     register_audio_encoders(specs.append)
     (spec,) = specs
-    encoder = spec.build(clip_seconds="1", n_mels="8", tokens_per_second="10")
+    encoder = spec.build({"clip_seconds": "1", "n_mels": "8", "tokens_per_second": "10"})
     assert encoder.encode(sine(440, 1.0)).features.shape == (1, 10, 11)
 
 

@@ -156,7 +156,7 @@ def test_registered_specs_build_and_declare_options():
     register_layout_planners(specs.append)
     by_name = {s.name: s for s in specs}
     assert set(by_name) == {"LR", "TD", "grid", "auto", "file"}
-    assert by_name["auto"].build(smooth="0.5").smooth == 0.5
+    assert by_name["auto"].build({"smooth": "0.5"}).smooth == 0.5
     for name in ("LR", "TD", "grid"):
         assert by_name[name].build().name == name
     assert "path" in by_name["file"].options

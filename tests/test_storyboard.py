@@ -151,4 +151,4 @@ def test_registered_spec_builds():
     register_backbones(specs.append)
     (spec,) = specs
     assert spec.preview
-    assert spec.build(width="40", height="30", fps="5").timing(2.0) == (10, 5.0)
+    assert spec.build({"width": "40", "height": "30", "fps": "5"}).timing(2.0) == (10, 5.0)

@@ -31,7 +31,7 @@ def _backbone(options, **extra):
     from maestro.plugins import Plugins
 
     spec = Plugins().load().registry.get("backbone", "videocrafter2")  # through the installed entry point
-    return spec.build(**{**options, **extra})
+    return spec.build({**options, **extra})
 
 
 def _tokens(seed=0):
