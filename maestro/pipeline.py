@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
+from maestro import interrupts
 from maestro.audio import is_silent, read_audio, write_wav
 from maestro.cache import StageCache, content_key
 from maestro.components import PerSourceInputs, RunContext
@@ -82,6 +83,7 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
+        interrupts.check()
         self.on_stage(name, "start")
         self.plugins.emit("stage_started", warn=self.ctx.warn, stage=name, run=self._view(name))
         start = time.perf_counter()

@@ -12,10 +12,12 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 
+from maestro import interrupts
 from maestro.errors import MaestroError
 from maestro.write import outputs
 from maestro.write.outputs import OutputFolder
@@ -260,6 +262,32 @@ def test_sigterm_is_handled_like_ctrl_c(example_mix, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "interrupted: nothing was written" in err and "Traceback" not in err
     assert not out.exists()  # the folder this run made is gone again
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_whose_raise_python_drops_still_stops_the_commit(tmp_path, capfd, signum):
+    # Python drops an exception raised inside a weakref callback (CI met one in an import's module-lock callback):
+    # the run must still stop before committing, and say nothing about the dropped copy.
+    class Thing:
+        pass
+
+    def callback(ref: object) -> None:
+        os.kill(os.getpid(), signum)
+        for _ in range(100_000):  # the handler runs between these bytecodes, inside the callback
+            pass
+
+    expected = interrupts.Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with interrupts.stop_on_signals():
+        out = OutputFolder(tmp_path / "out")
+        out.path("video.mp4").write_text("new video")
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs here, and the signal's exception is dropped
+        with pytest.raises(expected) as raised:
+            out.commit()
+        assert type(raised.value) is expected and ref() is None
+    assert not (tmp_path / "out").exists()
+    assert "Exception ignored" not in capfd.readouterr().err
 
 
 _CRASH = textwrap.dedent("""

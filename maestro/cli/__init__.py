@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import signal
 import sys
-import threading
-from typing import Any, Iterator
 
 # OpenMP threads that wait by spinning hold a core another process needs; sleeping ones cost nothing on a quiet
 # machine (benchmarks/omp_wait_policy.py). Set before torch is imported, and only if the user has not chosen.
@@ -18,6 +15,7 @@ import click  # noqa: E402
 
 from maestro import __version__  # noqa: E402
 from maestro.errors import MaestroError  # noqa: E402
+from maestro.interrupts import Terminated, stop_on_signals  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -60,10 +58,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run_main(argv))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it unwinds (and cleans up) exactly as Ctrl-C does."""
-
-
 def run_main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 run failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -71,7 +65,7 @@ def run_main(argv: list[str] | None = None) -> int:
     # Plugins add commands, so whether to load them must be known before click parses the command line.
     _add_commands(entry_points="--no-plugins" not in _global_options(args))
     try:
-        with _sigterm_as_interrupt():
+        with stop_on_signals():
             result = cli.main(args=args, prog_name="maestro", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C (and SIGTERM) into Abort
@@ -107,23 +101,6 @@ def run_main(argv: list[str] | None = None) -> int:
 def _internal(exc: BaseException) -> int:
     _error(f"internal error ({type(exc).__name__}: {exc}). Re-run with --debug for the traceback and report it.")
     return 1
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While the command runs, SIGTERM (`kill`, a scheduler's time limit) unwinds like Ctrl-C: staging is removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def raise_terminated(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _global_options(args: list[str]) -> list[str]:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from maestro import interrupts
 from maestro.errors import MaestroError, UsageError
 
 STAGING_PREFIX = ".maestro-partial-"
@@ -71,6 +72,7 @@ class OutputFolder:
     def commit(self) -> dict[str, Path]:
         """Swap every staged entry into the target, all or nothing; returns the final paths."""
         try:
+            interrupts.check()  # a Ctrl-C whose first raise was dropped must not let the run commit
             names = sorted(e.name for e in self.staging.iterdir() if e.name not in _INTERNAL)
             self._check_in_the_way([n for n in names if _exists(self.target / n)])
             _record_outputs(self.staging, names)
