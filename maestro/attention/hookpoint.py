@@ -36,6 +36,11 @@ class AttentionSite:
     # None: every frame is at `step`, and frame f is frame_offset + f. When given, `step` is the smallest of them.
     frame_steps: tuple[int, ...] | None = None
     frame_indices: tuple[int, ...] | None = None
+    # The paper's mosaic (`profile=paper`) also reads the empty prompt's rows that the sources' tokens replaced. A
+    # backbone that can, appends them to k and v after the context's own rows (conditional pass only) when the hook
+    # says `reads_replaced_rows = True`, and says where: one slice per token group, holding the empty prompt's rows
+    # at that group's positions. None: k and v hold the context's rows only (every other hook sees just those).
+    replaced_rows: tuple[slice, ...] | None = None
 
     def step_of(self, frame: int) -> int:
         """Denoising step of frame `frame` (0-based position in this batch's frames)."""
@@ -44,6 +49,11 @@ class AttentionSite:
     def index_of(self, frame: int) -> int:
         """Index in the whole video of frame `frame` (0-based position in this batch's frames)."""
         return self.frame_offset + frame if self.frame_indices is None else self.frame_indices[frame]
+
+
+def reads_replaced_rows(hook: object) -> bool:
+    """Whether `hook` asks the backbone for the replaced rows (see `AttentionSite.replaced_rows`)."""
+    return bool(getattr(hook, "reads_replaced_rows", False))
 
 
 class AttentionHook(Protocol):
