@@ -38,6 +38,8 @@ def build_manifest(pipeline: Any, inputs: list[Audio], stems: Stems, layout: Lay
         "inputs": [{"path": str(p), "sha256": cached_sha256(Path(p)), "sample_rate": a.sample_rate,
                     "channels": a.channels, "duration": round(a.duration, 4)} for p, a in zip(plan.inputs, inputs)],
         "components": components,
+        # Which components computed what the paper's released code computes ("paper") and which Maestro's way.
+        "profile": {kind: c["options"]["profile"] for kind, c in components.items() if "profile" in c["options"]},
         "stems": [{"label": s.label, "file": stem_file(i, s.label)} for i, s in enumerate(stems.sources, start=1)],
         "layout": {"planner": layout.planner or plan.specs["layout_planner"].name, "labels": layout.labels,
                    "first_frame": [list(layout.box(k, 0)) for k in range(layout.num_sources)],

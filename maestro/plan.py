@@ -35,6 +35,7 @@ class RunOptions:
     overlay: bool = False
     use_cache: bool = True
     force: bool = False  # replace files in the output folder that no Maestro manifest there lists
+    profile: str | None = None  # set as `profile` on every component that declares one (None: each its own default)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def plan_run(o: RunOptions, registry: Registry) -> RunPlan:
         raise UsageError(f"options given for {', '.join(sorted(unknown_kinds))}, which this run does not use")
     given = {kind: dict(o.options.get(kind, {})) for kind in specs}
     given["layout_planner"] = layout_opts
+    profile_notes = _apply_profile(o.profile, specs, given)
     # Every option of every component is checked here, hook included, whether or not the backbone will use it.
     options = {kind: MappingProxyType(spec.validate_options(given[kind])) for kind, spec in specs.items()}
     k = o.sources or (len(o.inputs) if many else None)
@@ -107,10 +109,37 @@ def plan_run(o: RunOptions, registry: Registry) -> RunPlan:
             if k is not None and spec.max_sources is not None and k > spec.max_sources]
     if over:
         raise UsageError(f"{k} sources were asked for, but {', '.join(over)}")
-    notes = tuple(n for n in (registry.clash_note(spec) for spec in specs.values()) if n)
+    notes = tuple(n for n in (registry.clash_note(spec) for spec in specs.values()) if n) + profile_notes
     return RunPlan(inputs=tuple(o.inputs), output=o.output, specs=MappingProxyType(specs),
                    options=MappingProxyType(options), sources=k,
                    hook_requested=o.hook not in ("auto", None), notes=notes)
+
+
+# The stages whose components can compute what the paper's released code computes, or something else.
+PROFILE_KINDS = ("audio_encoder", "backbone", "attention_hook")
+
+
+def _apply_profile(profile: str | None, specs: Mapping[str, ComponentSpec],
+                   given: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """`--profile P`: `profile=P` for every component that declares the option (each validates the value). Returns
+    a note naming the components of the paper's stages that have no profile, so their part is not the paper's."""
+    if profile is None:
+        return ()
+    declaring = [kind for kind, spec in specs.items() if "profile" in spec.options]
+    for kind in declaring:
+        own = given[kind].get("profile")
+        if own is not None and str(own) != profile:
+            raise UsageError(f"--profile {profile} and {specs[kind].label}'s own profile={own} disagree: give one")
+        given[kind]["profile"] = profile
+    if not declaring:
+        raise UsageError(f"--profile {profile}: no component of this run declares a profile (`maestro info NAME` "
+                         "lists a component's options; the paper's are --encoder imagebind --backbone videocrafter2 "
+                         "--hook mosaic)")
+    without = [specs[kind].label for kind in PROFILE_KINDS if kind in specs and kind not in declaring]
+    if not without:
+        return ()
+    return (f"--profile {profile}: {', '.join(without)} {'has' if len(without) == 1 else 'have'} no profile, so "
+            f"{'its' if len(without) == 1 else 'their'} part of the run is not the {profile} profile's",)
 
 
 def _is_layout_file(value: str, registry: Registry) -> bool:

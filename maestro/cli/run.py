@@ -38,6 +38,8 @@ MAX_SEED = 2**63 - 1  # torch generators take 64 bits; components add small offs
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed for every random choice in the run.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--profile", metavar="maestro|paper",
+              help="Set profile= on every component that has one: paper = what the paper's released code computes.")
 @click.option("--separator-opt", multiple=True, metavar="KEY=VALUE", help="Option for the separator (repeatable).")
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Option for the audio encoder.")
 @click.option("--layout-opt", multiple=True, metavar="KEY=VALUE", help="Option for the layout planner.")
@@ -50,7 +52,7 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
         backbone: str, hook: str, weights: str | None, seconds: float | None, seed: int, device: str,
         separator_opt: tuple[str, ...], encoder_opt: tuple[str, ...], layout_opt: tuple[str, ...],
         backbone_opt: tuple[str, ...], hook_opt: tuple[str, ...], overlay: bool, no_cache: bool, quiet: bool,
-        force: bool) -> None:
+        force: bool, profile: str | None) -> None:
     """Make a video from AUDIO: one mixture, or one file per source (the paper's setting).
 
     \b
@@ -60,6 +62,7 @@ def run(audio: tuple[Path, ...], output: Path | None, separator: str | None, sou
       maestro run thunder.wav piano.wav --layout LR         # already separated: one file per source
       maestro run mix.wav -k 3 --layout grid --seconds 8
       maestro run mix.wav --layout boxes.yaml --overlay     # keyframed, moving boxes
+      maestro run a.wav b.wav --encoder imagebind --backbone videocrafter2 --layout LR --profile paper
 
     Writes OUTPUT/video.mp4 (H.264 + AAC, the input audio muxed in), OUTPUT/stems/*.wav, OUTPUT/layout.png and
     OUTPUT/manifest.json — all at once at the end, so a failed or interrupted run leaves nothing half-written.
@@ -103,6 +106,7 @@ def to_run_options(params: dict[str, Any]) -> "RunOptions":
         backbone=params["backbone"], hook=None if params["hook"].lower() == "none" else params["hook"],
         options={k: v for k, v in options.items() if v}, seconds=params["seconds"], seed=params["seed"],
         device=params["device"], overlay=params["overlay"], use_cache=not params["no_cache"], force=params["force"],
+        profile=params["profile"],
     )
 
 
