@@ -52,6 +52,8 @@ def build_manifest(pipeline: Any, inputs: list[Audio], stems: Stems, layout: Lay
         "cache": pipeline.cache_hits,
         "warnings": ctx.warnings,
     }
+    if manifest["layout"]["moving"]:  # every frame's boxes, [source][frame], so that `maestro eval` can follow them
+        manifest["layout"]["boxes"] = [[list(box) for box in per_source] for per_source in layout.boxes]
     if hook_used and getattr(backbone, "hook_layers", None):
         # Every layer that offers the hook point, with how often it called the hook (0 would be a bug).
         calls = getattr(backbone, "last_hook_calls", {})

@@ -99,3 +99,34 @@ def test_bad_folders_get_clear_errors(maestro, tmp_path, monkeypatch):
     stem.unlink()
     fails(out, f"stem {stem} named by the manifest is missing")
     assert maestro("eval").code == 2
+
+
+def test_a_moving_layout_is_scored_in_every_frame_s_own_regions(maestro, tmp_path):
+    # Halfway through, the two sources swap sides: the first frame's regions are wrong for the second half.
+    def track(first: list[float], second: list[float]) -> dict:
+        return {"keyframes": [{"frame": 0, "box": first}, {"frame": 15, "box": first},
+                              {"frame": 16, "box": second}, {"frame": 31, "box": second}]}
+
+    left, right = [0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 1.0, 1.0]
+    layout = tmp_path / "swap.json"
+    layout.write_text(json.dumps({"sources": [track(left, right), track(right, left)]}))
+    out = make_run(maestro, tmp_path / "run", AUDIO / "piano.wav", AUDIO / "thunder.wav", layout=str(layout))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layout"]["moving"] and len(manifest["layout"]["boxes"][0]) == manifest["video"]["frames"] == 32
+
+    from maestro.eval.run_folder import read_run_folder
+
+    run = read_run_folder(out)
+    width = run.frames.shape[2]
+    assert run.boxes[0][0][0] == 0 and run.boxes[0][31][0] == width // 2  # piano: left, then right
+    assert run.boxes[1][0][0] == width // 2 and run.boxes[1][31][0] == 0
+    report = evaluate(maestro, out)
+    assert report["regions"]["accuracy"] == 1.0, report["regions"]
+    assert not any("first frame" in note for note in report["notes"])
+
+    # A manifest from before per-frame boxes were recorded: the first frame's regions, and the report says so.
+    del manifest["layout"]["boxes"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    old = evaluate(maestro, out)
+    assert any("first frame's regions" in note for note in old["notes"]), old["notes"]
+    assert old["regions"]["accuracy"] < 1.0  # so the case above does tell the two apart

@@ -92,28 +92,30 @@ def similarity_matrix(run: "RunFolder", model: Any) -> list[list[float]]:
     from maestro.types import Audio
 
     device = next(model.parameters()).device
-    frames = _rgb_frames(run.path / "video.mp4", FRAMES)
+    picks, frames = _rgb_frames(run.path / "video.mp4", FRAMES)
     with torch.no_grad():
         sounds, sights = [], []
         for samples, label in zip(run.stems, run.labels):
             mels, _ = audio_clips(Audio(torch.from_numpy(samples).unsqueeze(0), ANALYSIS_RATE, label=label))
             sounds.append(model({"audio": mels.unsqueeze(0).to(device)})["audio"][0])
-        for x0, y0, x1, y1 in run.boxes:
-            crops = torch.stack([_image(f[y0:y1, x0:x1]) for f in frames]).unsqueeze(0).to(device)
+        for boxes in run.boxes:  # each picked frame cropped to the region's box in that frame
+            crops = [_image(f[y0:y1, x0:x1]) for f, (x0, y0, x1, y1) in zip(frames, (boxes[i] for i in picks))]
+            crops = torch.stack(crops).unsqueeze(0).to(device)
             sights.append(model({"vision": crops})["vision"][0])
         audio = F.normalize(torch.stack(sounds).float(), dim=-1)
         vision = F.normalize(torch.stack(sights).float(), dim=-1)
         return (audio @ vision.T).cpu().tolist()
 
 
-def _rgb_frames(file: Path, count: int) -> list[np.ndarray]:
-    """`count` RGB frames [H, W, 3] spread evenly over the video (the file was already decoded once: it reads)."""
+def _rgb_frames(file: Path, count: int) -> tuple[list[int], list[np.ndarray]]:
+    """The indices of `count` frames spread evenly over the video and those RGB frames [H, W, 3] (the file was
+    already decoded once: it reads)."""
     import av
 
     with av.open(str(file)) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(container.streams.video[0])]
     picks = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
-    return [frames[i] for i in picks]
+    return picks.tolist(), [frames[i] for i in picks]
 
 
 def _image(rgb: np.ndarray) -> "torch.Tensor":

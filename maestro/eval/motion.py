@@ -3,6 +3,8 @@ and how well a per-frame audio curve follows it."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 # Farnebäck parameters of the AV-Align reference: pyramid scale 0.5, 3 levels, window 15, 3 iterations,
@@ -10,17 +12,18 @@ import numpy as np
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
 
 
-def flow_curve(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Per frame t, the mean flow magnitude from frame t-1 to t inside `box` (x0, y0, x1, y1) of grey `frames`.
+def flow_curve(frames: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+    """Per frame t, the mean flow magnitude from frame t-1 to t inside frame t's box (x0, y0, x1, y1) of grey
+    `frames`; `boxes` has one box per frame (a still region repeats it).
 
     Frame 0 has no predecessor and repeats frame 1's value, as AV-Align does, so the curve has one value per frame.
     """
     import cv2
 
-    x0, y0, x1, y1 = box
-    crop = np.ascontiguousarray(frames[:, y0:y1, x0:x1])
     values = []
-    for prev, curr in zip(crop[:-1], crop[1:]):
+    for t in range(1, len(frames)):
+        x0, y0, x1, y1 = boxes[t]  # both frames cropped to frame t's box: the flow of what is in the region now
+        prev, curr = (np.ascontiguousarray(f[y0:y1, x0:x1]) for f in (frames[t - 1], frames[t]))
         flow = cv2.calcOpticalFlowFarneback(prev, curr, None, *FARNEBACK)
         values.append(float(cv2.magnitude(flow[..., 0], flow[..., 1]).mean()))
     return np.asarray(values[:1] + values, dtype=np.float64)

@@ -26,9 +26,9 @@ def evaluate(folder: Path) -> dict[str, Any]:
     _check_packages()
     run = read_run_folder(Path(folder))
     height, width = run.frames.shape[1:]
-    whole = (0, 0, width, height)
-    motion = [flow_curve(run.frames, box) for box in run.boxes]
     frames = len(run.frames)
+    whole = [(0, 0, width, height)] * frames
+    motion = [flow_curve(run.frames, boxes) for boxes in run.boxes]
 
     onsets = [audio_peaks(s) for s in run.stems]
     peaks = [video_peaks(m, run.fps) for m in motion]

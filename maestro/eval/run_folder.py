@@ -28,7 +28,7 @@ class RunFolder:
     soundtrack: np.ndarray  # what the video plays (mono, ANALYSIS_RATE)
     frames: np.ndarray  # [T, H, W] uint8 grey
     fps: float
-    boxes: list[tuple[int, int, int, int]]  # per source: its region in pixels (x0, y0, x1, y1)
+    boxes: list[list[tuple[int, int, int, int]]]  # [source][frame]: its region in pixels (x0, y0, x1, y1)
     notes: list[str] = field(default_factory=list)
 
 
@@ -50,15 +50,30 @@ def read_run_folder(path: Path) -> RunFolder:
         notes.append("video.mp4 has no sound track: the whole-video score uses the sum of the stems")
         length = max(len(s) for s in stems)
         soundtrack = sum(np.pad(s, (0, length - len(s))) for s in stems)
-    if manifest["layout"].get("moving"):
-        notes.append("the layout moves: regions are taken from the first frame (the manifest keeps no other)")
     height, width = frames.shape[1:]
-    try:
-        layout = Layout(boxes=[[box] for box in first_frame], labels=labels)
-    except ValueError as exc:
-        raise InputError(f"{path / 'manifest.json'} has a region that is not a box in the frame ({exc})") from exc
-    boxes = [layout.pixel_box(k, 0, height, width) for k in range(len(labels))]
+    layout = _layout(path, manifest, first_frame, labels, len(frames), notes)
+    boxes = [[layout.pixel_box(k, min(f, layout.num_frames - 1), height, width) for f in range(len(frames))]
+             for k in range(len(labels))]
     return RunFolder(path, manifest, labels, stems, soundtrack, frames, fps, boxes, notes)
+
+
+def _layout(path: Path, manifest: dict[str, Any], first_frame: list[tuple[float, ...]], labels: list[str],
+            frames: int, notes: list[str]) -> Layout:
+    """The run's regions: every frame's boxes for a moving layout, the first frame's for a still one."""
+    per_frame = manifest["layout"].get("boxes") if manifest["layout"].get("moving") else None
+    if manifest["layout"].get("moving") and per_frame is None:
+        notes.append("the layout moves but the manifest (written before per-frame boxes were recorded) keeps only "
+                     "the first frame's regions: they are used for every frame")
+    try:
+        boxes = [[tuple(float(v) for v in box) for box in per_source] for per_source in per_frame] \
+            if per_frame is not None else [[box] for box in first_frame]
+        layout = Layout(boxes=boxes, labels=labels)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path / 'manifest.json'} has a region that is not a box in the frame ({exc})") from exc
+    if layout.num_frames not in (1, frames):
+        raise InputError(f"{path / 'manifest.json'} has boxes for {layout.num_frames} frames but video.mp4 has "
+                         f"{frames}: evaluate the folder as `maestro run` wrote it")
+    return layout
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
