@@ -172,6 +172,8 @@ def is_done(job: Job) -> bool:
         files = ["video.mp4", "layout.png", *(s["file"] for s in manifest["stems"])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+    # A manifest from before an option existed ran with that option's default.
+    recorded = {**{k: v for k, v in _defaults().items() if k not in recorded}, **recorded}
     if recorded != _recordable(job.options):
         return False
     if [i.get("path") for i in inputs] != [str(p) for p in job.options.inputs]:
@@ -182,6 +184,12 @@ def is_done(job: Job) -> bool:
 
 
 _HOW_IT_RAN = ("output", "device", "use_cache", "force")  # not what a job computes: a resumed job may run elsewhere
+
+
+def _defaults() -> dict[str, Any]:
+    from maestro.plan import RunOptions
+
+    return _recordable(RunOptions(inputs=[]))
 
 
 def _recordable(options: "RunOptions") -> dict[str, Any]:

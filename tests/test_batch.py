@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 from conftest import REPO
 
@@ -53,6 +58,12 @@ def test_jobs_run_resume_and_skip_what_is_done(maestro, tmp_path):
     for out in outs:
         assert (out / "video.mp4").is_file() and (out / "manifest.json").is_file()
         assert not list(out.glob(".maestro-partial-*")), list(out.iterdir())
+
+    # A manifest written before an option existed (here: --profile) counts as a run with its default.
+    manifest = json.loads((outs[0] / "manifest.json").read_text())
+    del manifest["options"]["profile"]
+    (outs[0] / "manifest.json").write_text(json.dumps(manifest))
+    assert "0 to run, 3 already done" in maestro("batch", jobs, "--dry-run").out
 
     # The same folder asked for with other options is not "done": that job runs again.
     write_jobs(jobs, outs, extra={"a": ["--seed", "7"]})
@@ -148,3 +159,27 @@ def test_one_process_builds_each_component_once_for_all_its_jobs(maestro, tmp_pa
     result = maestro("batch", jobs, "-q")
     assert result.code == 0, result
     assert sorted(built) == ["audio_encoder", "backbone", "layout_planner", "separator"], built
+
+
+def test_a_batch_killed_with_sigkill_resumes_where_it_stopped(maestro, tmp_path):
+    outs = [tmp_path / "out" / name for name in ("a", "b", "c")]
+    jobs = write_jobs(tmp_path / "jobs.jsonl", outs)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-m", "maestro", "batch", str(jobs)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (outs[0] / "manifest.json").exists():  # job a has committed: kill the batch in the middle of b
+        assert proc.poll() is None and time.monotonic() < deadline, "the batch never finished its first job"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    a_video = (outs[0] / "video.mp4").stat().st_mtime_ns
+
+    resumed = maestro("batch", jobs)
+    assert resumed.code == 0, resumed
+    log = {r["id"]: r["status"] for r in read_log(tmp_path / "jobs.log.jsonl")}  # the last word on each job
+    assert log["a"] == "skipped" and (outs[0] / "video.mp4").stat().st_mtime_ns == a_video
+    for out in outs:  # every job complete, nothing half-written left behind
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert all((out / f).is_file() for f in ["video.mp4", "layout.png", *(s["file"] for s in manifest["stems"])])
+        assert not list(out.glob(".maestro-partial-*")), list(out.iterdir())
