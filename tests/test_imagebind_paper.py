@@ -131,3 +131,14 @@ def test_profile_option_is_validated_and_listed(options, maestro) -> None:
     result = maestro("info", "imagebind")
     assert result.code == 0, result
     assert "profile" in result.out and "maestro|paper" in result.out
+
+
+def test_profile_comparison_prints_the_readmes_figures(capsys, shared_audio) -> None:
+    import runpy
+
+    script = Path(__file__).parents[1] / "plugins" / "maestro-imagebind" / "compare_profiles.py"
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "paper 7 at 0.00 1.14 2.29 3.43 4.57 5.71 6.86 s, covering 8.86 s" in out
+    assert "librosa 44.1 kHz duration 4.00000 s -> 2 clips; n / rate 3.99998 s -> 1" in out
+    assert out.count("== ") == 4
