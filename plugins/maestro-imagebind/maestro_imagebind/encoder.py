@@ -11,22 +11,26 @@ from pathlib import Path
 import torch
 
 from maestro.components import RunContext
+from maestro.errors import UsageError
 from maestro.options import as_bool, as_int
 from maestro.types import Audio, Tokens
 
 from maestro_imagebind.audio_branch import AudioBranchConfig, ImageBindAudioBranch, read_audio_checkpoint
 from maestro_imagebind.features import audio_clips
+from maestro_imagebind.paper import paper_audio_clips
 
 WEIGHTS_ID = "imagebind_huge"
 NAME = "imagebind"
+PROFILES = ("maestro", "paper")  # paper: the released code's clips (paper.py); maestro: consecutive clips (features.py)
 
 
 class ImageBindAudioEncoder:
     """Options as `plugin.py` declares them (validated before the factory is called)."""
 
     def __init__(self, weights: str | None = None, config: str | None = None, head_norm: str | bool = False,
-                 clip_batch: str | int = 8) -> None:
+                 clip_batch: str | int = 8, profile: str = "maestro") -> None:
         self.config = AudioBranchConfig.parse(config)
+        self.profile = _profile(profile)
         self.head_norm = as_bool("head_norm", head_norm)
         self.clip_batch = as_int("clip_batch", clip_batch, minimum=1)
         path = _resolve_weights(weights)
@@ -37,19 +41,21 @@ class ImageBindAudioEncoder:
 
     @classmethod
     def from_model(cls, model: ImageBindAudioBranch, head_norm: bool = False,
-                   clip_batch: int = 8) -> "ImageBindAudioEncoder":
+                   clip_batch: int = 8, profile: str = "maestro") -> "ImageBindAudioEncoder":
         """An encoder around an already built branch (tests, or weights loaded some other way)."""
         self = cls.__new__(cls)
         self.config = model.config
         self.head_norm = head_norm
         self.clip_batch = clip_batch
+        self.profile = _profile(profile)
         self.weights_path = None
         self.model = model.eval().requires_grad_(False)
         return self
 
     def clips(self, source: Audio) -> tuple[torch.Tensor, list[tuple[float, float]]]:
         """The normalised log-mel clips `[clips, 1, mel, frames]` and their times (for inspection and tests)."""
-        return audio_clips(source, self.config.num_mel_bins, self.config.target_len)
+        make = paper_audio_clips if self.profile == "paper" else audio_clips
+        return make(source, self.config.num_mel_bins, self.config.target_len)
 
     @torch.no_grad()
     def encode(self, source: Audio, ctx: RunContext) -> Tokens:
@@ -66,6 +72,13 @@ class ImageBindAudioEncoder:
                 parts.append(self.model(batch, head_norm=self.head_norm).float().cpu())
                 advance()
         return Tokens(features=torch.cat(parts), clip_times=times, label=source.label, encoder=NAME)
+
+
+def _profile(name: str) -> str:
+    # The registry validates the option; this covers from_model and direct construction.
+    if name not in PROFILES:
+        raise UsageError(f"imagebind profile must be one of {', '.join(PROFILES)}, got {name!r}")
+    return name
 
 
 def _resolve_weights(path: str | None) -> Path:

@@ -27,17 +27,26 @@ MEL_MEAN = -4.268
 MEL_STD = 9.138
 
 
-def mono_16k(audio: Audio) -> torch.Tensor:
-    """The source as a float32 mono waveform `[N]` at 16 kHz (channel average, torchaudio's sinc resampling)."""
+def checked_samples(audio: Audio) -> torch.Tensor:
+    """The source's samples `[channels, N]` as float32, refused (InputError) when empty or not finite."""
     samples = audio.samples
     if samples.ndim != 2 or samples.shape[-1] == 0:
         raise InputError(f"source {audio.label!r} has no samples to encode")
     if not torch.isfinite(samples).all():
         raise InputError(f"source {audio.label!r} contains NaN or infinite samples")
-    mono = samples.float().mean(dim=0)
-    if audio.sample_rate != SAMPLE_RATE:
-        mono = torchaudio.functional.resample(mono, int(audio.sample_rate), SAMPLE_RATE)
-    return mono
+    return samples.float()
+
+
+def to_16k(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """`wave [..., N]` at 16 kHz: torchaudio's sinc resampling with its defaults, as ImageBind's loader."""
+    if sample_rate == SAMPLE_RATE:
+        return wave
+    return torchaudio.functional.resample(wave, int(sample_rate), SAMPLE_RATE)
+
+
+def mono_16k(audio: Audio) -> torch.Tensor:
+    """The source as a float32 mono waveform `[N]` at 16 kHz (channel average, torchaudio's sinc resampling)."""
+    return to_16k(checked_samples(audio).mean(dim=0), audio.sample_rate)
 
 
 def clip_spans(num_samples: int, sample_rate: int = SAMPLE_RATE,
@@ -57,7 +66,13 @@ def log_mel(clip: torch.Tensor, num_mel_bins: int = 128, target_len: int = 204,
     window = int(sample_rate * FRAME_LENGTH_MS / 1000)
     if clip.numel() < window:  # a whole input shorter than one window: pad it with silence to make one frame
         clip = torch.nn.functional.pad(clip, (0, window - clip.numel()))
-    wave = (clip - clip.mean()).unsqueeze(0)
+    return fbank_image((clip - clip.mean()).unsqueeze(0), num_mel_bins, target_len, sample_rate)
+
+
+def fbank_image(wave: torch.Tensor, num_mel_bins: int = 128, target_len: int = 204,
+                sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """A mean-removed clip `[channels, N]` -> normalised log-mel `[1, num_mel_bins, target_len]` of channel 0 (Kaldi's
+    fbank reads only its first channel)."""
     fbank = torchaudio.compliance.kaldi.fbank(
         wave,
         htk_compat=True,

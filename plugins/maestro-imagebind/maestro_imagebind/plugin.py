@@ -26,6 +26,10 @@ def register_audio_encoders(register):
                 "head_norm": Option(bool, False, "true: also apply the audio head's LayerNorm to the tokens; false "
                                     "returns the trunk output, which is what the paper's CIM was trained on"),
                 "clip_batch": Option(int, 8, "clips per forward pass", ge=1, le=1024),
+                "profile": Option(str, "maestro", "paper: the clips of the paper's released code (channel 0, "
+                                  "int(duration // 2) clips spread over the first 10 s by pytorchvideo's "
+                                  "ConstantClipsPerVideoSampler; sources of at least 2 s); maestro: consecutive 2 s "
+                                  "clips of the whole source, channels averaged", choices=("maestro", "paper")),
             },
         )
     )
