@@ -117,6 +117,10 @@ def check_stems(stems: Any, *, mixture: "Audio | None", sources: int | None, max
         if stem.channels not in (1, reference.channels):
             raise ContractError(f"stem {i} ({stem.label!r}) has {stem.channels} channels, the mixture "
                                 f"{reference.channels}")
+        if isinstance(stem.padding, bool) or not isinstance(stem.padding, int) or \
+                not 0 <= stem.padding < stem.num_samples:
+            raise ContractError(f"stem {i} ({stem.label!r}) says padding={stem.padding!r}: it must be a whole number "
+                                f"of samples, at least 0 and less than its {stem.num_samples}")
     _check_samples(stems.mixture, "the mixture")
 
 

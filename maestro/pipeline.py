@@ -178,7 +178,8 @@ class Pipeline:
                     check(tok)
                 return tok
 
-            tok, hit = self._cached("tokens", spec, [source.samples, source.sample_rate, self.ctx.device], compute,
+            parts = [source.samples, source.sample_rate, self.ctx.device, *([source.padding] if source.padding else [])]
+            tok, hit = self._cached("tokens", spec, parts, compute,
                                     Tokens.to_dict, Tokens.from_dict, check)
             tok.label, tok.encoder = source.label, spec.name
             hits.append(hit)

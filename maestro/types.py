@@ -22,6 +22,9 @@ class Audio:
     sample_rate: int
     label: str = "mix"
     origin: str = ""  # where it came from: a path, or the component that made it
+    # Zeros appended at the end to line sources up (the files separator pads every file to the longest): not the
+    # source's own sound. An encoder that counts clips from the source's length (imagebind profile=paper) skips them.
+    padding: int = 0
 
     @property
     def channels(self) -> int:
@@ -37,6 +40,12 @@ class Audio:
 
     def mono(self) -> "torch.Tensor":
         return self.samples.mean(dim=0)
+
+    def without_padding(self) -> "Audio":
+        """The source's own samples, without the zeros appended to line it up with the others."""
+        if not self.padding:
+            return self
+        return Audio(self.samples[..., :self.num_samples - self.padding], self.sample_rate, self.label, self.origin)
 
 
 @dataclass
@@ -63,13 +72,15 @@ class Stems:
     def to_dict(self) -> dict[str, Any]:
         """Tensors and strings only: what the stage cache stores (read back with `weights_only=True`)."""
         return {"samples": [s.samples for s in self.sources], "labels": self.labels,
-                "rate": self.mixture.sample_rate, "mixture": self.mixture.samples, "mix_label": self.mixture.label}
+                "rate": self.mixture.sample_rate, "mixture": self.mixture.samples, "mix_label": self.mixture.label,
+                "padding": [s.padding for s in self.sources]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], separator: str = "") -> "Stems":
         rate = int(d["rate"])
-        sources = [Audio(samples=s, sample_rate=rate, label=str(lab)) for s, lab in zip(d["samples"], d["labels"],
-                                                                                         strict=True)]
+        padding = d.get("padding") or [0] * len(d["samples"])  # entries cached before padding was recorded: none
+        sources = [Audio(samples=s, sample_rate=rate, label=str(lab), padding=int(pad))
+                   for s, lab, pad in zip(d["samples"], d["labels"], padding, strict=True)]
         mixture = Audio(samples=d["mixture"], sample_rate=rate, label=str(d["mix_label"]))
         return cls(sources=sources, mixture=mixture, separator=separator)
 

@@ -14,7 +14,8 @@ NEWCOMER = '''
 from maestro.hookspecs import hookimpl
 from maestro.registry import ComponentSpec
 
-SEPARATORS = ("fewer", "short", "slow_rate", "crash", "not_a_separator", "evolving", "weighted", "missing")
+SEPARATORS = ("fewer", "short", "slow_rate", "crash", "not_a_separator", "evolving", "weighted", "missing",
+              "over_padded")
 
 @hookimpl
 def register_separators(register):
@@ -54,6 +55,12 @@ class SlowRate:
 class Crash:
     def separate(self, mixture, sources, ctx):
         raise RuntimeError("boom inside separate")
+
+class OverPadded:
+    def separate(self, mixture, sources, ctx):
+        stems = split(mixture, sources or 2)
+        stems.sources[1].padding = mixture.num_samples  # says it is all padding: no sound of its own
+        return stems
 
 class NotASeparator:
     pass
@@ -116,6 +123,8 @@ def installed(site, monkeypatch):
     ("slow_rate", "is at 22050 Hz, the mixture at 44100 Hz"),
     ("crash", "failed in separate: RuntimeError: boom inside separate"),
     ("not_a_separator", "lacks separate"),
+    ("over_padded", "stem 2 ('part1') says padding=44100: it must be a whole number of samples, at least 0 and "
+                    "less than its 44100"),
 ])
 def test_a_separators_breach_names_the_separator_its_plugin_and_distribution(installed, maestro, tmp_path,
                                                                             separator, expected):

@@ -142,3 +142,18 @@ def test_profile_comparison_prints_the_readmes_figures(capsys, shared_audio) -> 
     assert "paper 7 at 0.00 1.14 2.29 3.43 4.57 5.71 6.86 s, covering 8.86 s" in out
     assert "librosa 44.1 kHz duration 4.00000 s -> 2 clips; n / rate 3.99998 s -> 1" in out
     assert out.count("== ") == 4
+
+
+def test_a_source_padded_by_the_files_separator_is_encoded_as_its_own_file(options, inputs) -> None:
+    # thunder (15.35 s) + cello (3.02 s) as the paper runs pairs: cello's stem is padded to 15.35 s, and the paper's
+    # clips are still counted and placed over cello's own 3.02 s (1 clip), not the padded length (7 clips).
+    files = get_plugins().registry.get("separator", "files").build({})
+    stems = files.combine([inputs["thunder"], inputs["cello"]], RunContext())
+    padded = stems.sources[1]
+    assert padded.num_samples == inputs["thunder"].num_samples
+    assert padded.padding == inputs["thunder"].num_samples - inputs["cello"].num_samples
+    encoder = _encoder(options, profile="paper")
+    alone, in_pair = (encoder.encode(a, RunContext()) for a in (inputs["cello"], padded))
+    assert in_pair.clip_times == alone.clip_times == [(0.0, 2.0)]
+    assert torch.equal(in_pair.features, alone.features)
+    assert stems.sources[0].padding == 0

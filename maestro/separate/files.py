@@ -37,9 +37,8 @@ class FileSources:
         length = max(x.shape[-1] for x in prepared)
         padded = [torch.nn.functional.pad(x, (0, length - x.shape[-1])) for x in prepared]
         labels = _unique([_label(s, i) for i, s in enumerate(sources)])
-        stems = [
-            Audio(x, rate, label=label, origin=s.origin or "files") for x, label, s in zip(padded, labels, sources)
-        ]
+        stems = [Audio(x, rate, label=label, origin=s.origin or "files", padding=length - own.shape[-1])
+                 for x, own, label, s in zip(padded, prepared, labels, sources)]
         mix = torch.stack(padded).sum(dim=0)
         mixture = Audio(mix, rate, label="mix", origin="files: sum of " + ", ".join(labels))
         return Stems(sources=stems, mixture=mixture, separator=self.name)

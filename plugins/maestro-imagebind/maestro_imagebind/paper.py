@@ -76,6 +76,7 @@ def paper_audio_clips(audio: Audio, num_mel_bins: int = 128, target_len: int = 2
 
     `in_place=False` takes each clip's mean off a copy of it instead (not the released code; for comparisons).
     """
+    audio = audio.without_padding()  # the released code reads each source's own file, not one padded to the longest
     count = paper_clip_count(audio)
     wave = checked_samples(audio)[:, :audio.sample_rate * FIRST_SECONDS]
     # A copy, always: the clips below are changed in place and the caller's Audio must not be.
