@@ -1,7 +1,8 @@
 """The mosaic's profile=paper against the released code's own layer (tests/data/paper_hook_reference.pt, made by
 tests/data/paper_hook_make_reference.py from kuai-lab/eaai25_complex_A2V on tiny random weights): guidance and mosaic
-phases, LR and TD, two 5:8 grids and the unconditional pass, to 1e-4 in float32. Plus what profile=paper refuses and
-how it generalises, and that profile=maestro is unchanged."""
+phases, LR and TD, two 5:8 grids and the unconditional pass, to 1e-5 in float32 (the issue asks 1e-4, but the
+released code's half-precision roundings alone move this output by about 5e-5: benchmarks/mosaic_paper.py). Plus what
+profile=paper refuses and how it generalises, and that profile=maestro is unchanged."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ GRIDS = ("10x16", "5x8")
 BOXES = {"LR": [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)],  # the LR and TD planners' boxes
          "TD": [(0.0, 0.0, 1.0, 0.4), (0.0, 0.4, 1.0, 1.0)]}
 STEP = {"guidance": 0, "mosaic": 10}  # guidance_steps is 6, as the paper's step_ctrl
+TOLERANCE = 1e-5  # float32 noise here is ~1e-7; the half-precision roundings are ~5e-5 (see the module docstring)
 
 
 def still(boxes, frames: int = FRAMES) -> Layout:
@@ -80,7 +82,7 @@ def test_paper_profile_reproduces_the_released_layer(layer, phase: str, pos: str
     with torch.no_grad():
         out = hooked(layer, hook, grid, phase)
     expected = REF[f"{phase}/{pos}/{grid}"]
-    assert (out - expected).abs().max().item() < 1e-4
+    assert (out - expected).abs().max().item() < TOLERANCE
     # The reference tells the profiles apart: Maestro's own rules give another output.
     with torch.no_grad():
         ours = hooked(layer, mosaic(still(BOXES[pos])), grid, phase, replaced=False)
@@ -93,7 +95,20 @@ def test_unconditional_pass_is_the_released_plain_attention(layer, profile: str,
     hook = mosaic(still(BOXES["LR"]), profile=profile)
     with torch.no_grad():
         out = hooked(layer, hook, grid, "unconditional")
-    assert (out - REF[f"unconditional/{grid}"]).abs().max().item() < 1e-4
+    assert (out - REF[f"unconditional/{grid}"]).abs().max().item() < TOLERANCE
+
+
+def test_the_tolerance_sees_the_half_precision_roundings(layer) -> None:
+    from maestro.attention.guidance import PaperGuidanceMaps
+
+    class Float32Maps(PaperGuidanceMaps):
+        half = False
+
+    hook = mosaic(still(BOXES["LR"]), profile="paper")
+    hook.paper_guidance = Float32Maps(hook.layout, hook.sigma, hook.weaken)
+    with torch.no_grad():
+        out = hooked(layer, hook, "10x16", "guidance")
+    assert (out - REF["guidance/LR/10x16"]).abs().max().item() > 2 * TOLERANCE
 
 
 def test_paper_guidance_with_gradients_matches_without(layer) -> None:

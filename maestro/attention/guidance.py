@@ -13,11 +13,13 @@ linspace(0, n, n), centred on cell ⌊n/2⌋, with standard deviation `sigma`·n
 Boxes are the layout's `pixel_box` at the attention resolution; TrailBlazer shrinks its boxes by a 1 % margin, which
 we do not, so that guidance and mosaic regions agree. Non-source rows are never edited.
 
-`PaperGuidanceMaps` and `paper_guided_attention` are the released code's edit, bit for bit (the mosaic's
-`profile=paper`; docs/attention.md lists each difference): its own guidance boxes (`paper_guidance_boxes`) shrunk by
-the 1 % margin and truncated to cells (`trailblazer_cells`), its float32 Gaussian, the maps M·G_k and their
-differences D_k held in half precision (so is `weaken`), and the (frame·head) rows cut into T + 1 chunks of
-⌊T·heads / (T+1)⌋ rows (its T + 1 keyframed boxes), the rows after the last chunk getting no map (only the weakening).
+`PaperGuidanceMaps` and `paper_guided_attention` are the released code's edit, its half-precision roundings included
+(the mosaic's `profile=paper`; docs/attention.md lists each difference): its own guidance boxes
+(`paper_guidance_boxes`) shrunk by the 1 % margin and truncated to cells (`trailblazer_cells`), its float32 Gaussian,
+the maps M·G_k and their differences D_k held in half precision (so is `weaken`), and the (frame·head) rows cut into
+T + 1 chunks of ⌊T·heads / (T+1)⌋ rows (its T + 1 keyframed boxes), the rows after the last chunk getting no map
+(only the weakening). Each of these is one attribute or method of `PaperGuidanceMaps`, so that
+benchmarks/mosaic_paper.py can measure what each one changes.
 """
 
 from __future__ import annotations
@@ -168,25 +170,42 @@ class PaperGuidanceMaps:
     """The released code's guidance maps of a still layout (see the module docstring): the half-precision windows
     once per (height, width, device), the maps of the call's peak per call."""
 
+    half = True  # maps, their differences and `weaken` in half precision, as the released code holds them
+
     def __init__(self, layout: "Layout", sigma: float = 1 / 3, weaken: float = 0.05) -> None:
         import torch
 
         self.layout = layout
         self.boxes = paper_guidance_boxes(layout)
         self.sigma = sigma
-        self.weaken = float(torch.tensor(weaken, dtype=torch.float16))  # its weaken map is a half tensor
+        self.weaken = float(torch.tensor(weaken, dtype=self.map_dtype))  # its weaken map is a half tensor
         self._cache = BoundedCache()
 
+    @property
+    def map_dtype(self) -> "torch.dtype":
+        import torch
+
+        return torch.float16 if self.half else torch.float32
+
+    def cells(self, box: "Box", height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) cells a guidance box covers: TrailBlazer's (see `trailblazer_cells`)."""
+        return trailblazer_cells(box, height, width)
+
+    def chunked_rows(self, frames: int, heads: int) -> int:
+        """How many of a video's (frame·head) rows get the maps: T + 1 chunks of ⌊T·heads / (T+1)⌋ rows."""
+        return (frames + 1) * (frames * heads // (frames + 1))
+
     def windows(self, height: int, width: int, device: "torch.device") -> "torch.Tensor":
-        """`[K, height * width]` half: each source's window on its guidance box, 0 outside."""
+        """`[K, height * width]` (half): each source's window on its guidance box, 0 outside."""
         import torch
 
         def make() -> "torch.Tensor":
-            out = torch.zeros(len(self.boxes), height, width, dtype=torch.float16)
+            out = torch.zeros(len(self.boxes), height, width, dtype=self.map_dtype)
             for k, box in enumerate(self.boxes):
-                top, bottom, left, right = trailblazer_cells(box, height, width)
+                top, bottom, left, right = self.cells(box, height, width)
                 if bottom > top and right > left:
-                    out[k, top:bottom, left:right] = trailblazer_window(bottom - top, right - left, self.sigma).half()
+                    window = trailblazer_window(bottom - top, right - left, self.sigma)
+                    out[k, top:bottom, left:right] = window.to(self.map_dtype)
             return out.reshape(len(self.boxes), height * width).to(device)
 
         return self._cache.get((height, width, torch.device(device)), make)
@@ -209,12 +228,12 @@ class PaperGuidanceMaps:
 
         check_groups(self.layout, groups, context_len)
         windows = self.windows(height, width, peak.device)  # [K, P] half
-        maps = (windows[None].float() * peak.view(-1, 1, 1)).half()  # M·G_k rounded to half, as its noise_patch.mul_
+        maps = (windows[None].float() * peak.view(-1, 1, 1)).to(windows.dtype)  # M·G_k in half, as its noise_patch
         source_of_row = torch.full((context_len,), -1, dtype=torch.long)
         for k, g in enumerate(groups):
             source_of_row[g] = k
         is_source = (source_of_row >= 0).to(peak.device)
-        push = torch.zeros(maps.shape[0], height * width, context_len, dtype=torch.float16, device=peak.device)
+        push = torch.zeros(maps.shape[0], height * width, context_len, dtype=maps.dtype, device=peak.device)
         for k, g in enumerate(groups):
             d = maps[:, k]
             for i in range(len(groups)):
@@ -245,7 +264,7 @@ def paper_guided_logits(
     per_video = logits.view(n // frames, frames * heads, queries, rows)  # its (b h) rows: frame-major, then head
     peak = per_video.amax(dim=(1, 2, 3), keepdim=True)
     multiplier, shift, tail = maps(height, width, groups, rows, peak, strengthen)
-    chunked = (frames + 1) * (frames * heads // (frames + 1))  # T + 1 chunks of ⌊T·heads / (T+1)⌋ rows
+    chunked = maps.chunked_rows(frames, heads)
     if grad:
         edited = torch.cat([per_video[:, :chunked] * multiplier + shift, per_video[:, chunked:] * tail], dim=1)
         return edited.view(n, heads, queries, rows)
