@@ -17,6 +17,9 @@ MOSAIC_OPTIONS = {
                             choices=("all", "start", "none", "true", "false")),
     "background": Option(str, "empty", "what positions outside every box read: empty (the non-source rows) or all",
                          choices=("empty", "all")),
+    "profile": Option(str, "maestro", "maestro, or paper: the released code's spatial cross-attention exactly "
+                      "(needs the backbone's profile=paper; still layouts only; differences: docs/attention.md)",
+                      choices=("maestro", "paper")),
 }
 
 
