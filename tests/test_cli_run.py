@@ -99,3 +99,23 @@ def test_default_output_folder_is_named_after_the_input(maestro, example_mix, tm
     assert result.code == 0, result
     out = tmp_path / "maestro-out" / "thunder_piano"
     assert (out / "video.mp4").is_file() and result.out.strip() == "maestro-out/thunder_piano/video.mp4"
+
+
+def test_profile_sets_every_declaring_component_and_names_the_others(maestro, example_mix, tmp_path):
+    args = ["run", example_mix, "--seconds", "1", "--layout", "LR", "--backbone-opt", "width=64",
+            "--backbone-opt", "height=48"]
+    result = maestro(*args, "-o", tmp_path / "a", "--profile", "paper")
+    assert result.code == 0, result
+    # The storyboard backbone and spectral encoder have no paper profile: the run says its part is not the paper's.
+    warning = "--profile paper: audio encoder 'spectral', backbone 'storyboard' have no profile"
+    assert warning in " ".join((result.out + result.err).split())
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["options"]["profile"] == "paper" and warning in " ".join(manifest["warnings"])
+
+    disagree = maestro(*args, "-o", tmp_path / "b", "--profile", "paper", "--hook-opt", "profile=maestro")
+    assert disagree.code == 2 and "--profile paper and attention hook 'mosaic''s own profile=maestro" in disagree.err
+    unknown = maestro(*args, "-o", tmp_path / "c", "--profile", "papers")
+    assert unknown.code == 2 and "attention hook 'mosaic'" in unknown.err and "'papers'" in unknown.err
+    none = maestro(*args, "-o", tmp_path / "d", "--profile", "paper", "--hook", "none")
+    assert none.code == 2 and "no component of this run declares a profile" in none.err
+    assert not any((tmp_path / name).exists() for name in "bcd")
