@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 
 from maestro.errors import ComponentUnavailableError, MaestroError, UsageError
+from maestro.write.outputs import tidy
 
 if TYPE_CHECKING:
     from maestro.pipeline import RunOptions
@@ -224,7 +225,10 @@ def run_jobs(jobs: list[Job], log: Path, dry_run: bool = False,
         else:
             results += _run_mine(mine, state, log, show)
     if not dry_run:
-        _append_log(log, [r for r in results if r.status == "skipped"])
+        skipped = [r for r in results if r.status == "skipped"]
+        for r in skipped:  # complete, but a run killed just after committing may have left its staging folder
+            tidy(Path(r.output))
+        _append_log(log, skipped)
     gathered = [asdict(r) for r in results]
     if state.num_processes > 1:
         gathered = gather_object(gathered)

@@ -306,6 +306,8 @@ _CRASH = textwrap.dedent("""
         if calls[0] == kill_at:
             os.kill(os.getpid(), 9)  # SIGKILL in the middle of the swap
         real(src, dst)
+        if calls[0] == kill_at - 100:
+            os.kill(os.getpid(), 9)  # SIGKILL just after rename kill_at - 100
     outputs.os.replace = replace
     out.commit()
 """)
@@ -325,6 +327,22 @@ def test_after_sigkill_the_next_run_cleans_up_and_restores(tmp_path, kill_at):
     assert not stale.exists()
     assert _snapshot(tmp_path) == before
     survivor.discard()
+    _no_staging(tmp_path)
+
+
+def test_killed_after_the_manifest_moved_in_the_run_counts_as_committed(tmp_path):
+    """The manifest moves in last (rename 6): once it has, every output is in, even if the process died before
+    writing its "committed" marker. The next run must keep the new outputs, not undo them."""
+    _old_run(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", _CRASH, str(tmp_path), "106"], env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (stale,) = tmp_path.glob(".maestro-partial-*")
+    outputs.tidy(tmp_path)  # what `maestro batch` does for a folder it skips as complete
+    assert not stale.exists()
+    assert (tmp_path / "video.mp4").read_text() == "new video"
+    assert json.loads((tmp_path / "manifest.json").read_text())["maestro"] == "test"
+    assert not (tmp_path / "overlay.mp4").exists() and not (tmp_path / "stems").exists()  # the old run's are gone
     _no_staging(tmp_path)
 
 

@@ -9,8 +9,9 @@ The rules (docs/architecture.md, "Output folders"):
   produce (an `overlay.mp4`) are removed, so the folder never mixes two runs.
 * Atomic: outputs are written into a staging folder `.maestro-partial-*` inside the target (same file system), then
   swapped in by renames: old entries move into a backup inside the staging folder, new ones move in, the manifest
-  last. Any failure moves everything back. A journal in the staging folder lets the next run undo a swap that a
-  SIGKILL or power cut interrupted; staging folders of dead runs (by process id) are removed.
+  last: its arrival is the commit point. Any failure before it moves everything back. A journal in the staging
+  folder lets the next run undo a swap that a SIGKILL or power cut interrupted before that point; staging folders of
+  dead runs (by process id) are removed.
 * Locked: a run holds an exclusive `flock` on the target folder from start to commit, so a second run into the same
   folder waits a few seconds and then refuses clearly.
 """
@@ -254,6 +255,9 @@ def recover_dead_runs(target: Path) -> None:
         if journal.is_file() and not (staging / _COMMITTED).exists():
             try:
                 plan = json.loads(journal.read_text())
+                if _manifest_landed(target, staging, plan):
+                    shutil.rmtree(staging, ignore_errors=True)  # committed: only the marker was not written yet
+                    continue
                 # What left the staging folder is in the target now: move it back, then restore the backup.
                 moved_in = [n for n in plan["incoming"] if not _exists(staging / n) and _exists(target / n)]
                 moved_aside = [n for n in plan["aside"] if _exists(staging / _BACKUP / n)]
@@ -261,6 +265,25 @@ def recover_dead_runs(target: Path) -> None:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # keep what we cannot undo safely: the user can still recover it by hand
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _manifest_landed(target: Path, staging: Path, plan: dict[str, Any]) -> bool:
+    """The new manifest moves in last, so once it has left the staging folder for the target every output is in:
+    the run committed, whether or not it lived to write the marker."""
+    return MANIFEST in plan["incoming"] and not _exists(staging / MANIFEST) and _exists(target / MANIFEST)
+
+
+def tidy(target: Path) -> None:
+    """Remove the staging folders dead runs left in `target` (as the next run there would), unless a run is writing
+    there now. For folders a batch skips because their run is complete."""
+    try:
+        fd = _lock(target, 0)
+    except (MaestroError, OSError):
+        return  # a live run holds the folder: it tidies up itself
+    try:
+        recover_dead_runs(target)
+    finally:
+        os.close(fd)
 
 
 def _alive(staging: Path) -> bool:
