@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
@@ -156,21 +156,28 @@ class Layout:
     def box(self, source: int, frame: int) -> Box:
         return self.boxes[source][min(frame, self.num_frames - 1)]
 
-    def pixel_box(self, source: int, frame: int, height: int, width: int) -> tuple[int, int, int, int]:
-        """The box in pixels of an `height`×`width` grid: rows y0:y1, columns x0:x1, never empty."""
+    def pixel_box(
+        self, source: int, frame: int, height: int, width: int, truncate: bool = False
+    ) -> tuple[int, int, int, int]:
+        """The box in pixels of an `height`×`width` grid: rows y0:y1, columns x0:x1, never empty.
+
+        Edges go to the nearest cell edge; with `truncate`, to int(coordinate × size), as the paper's code cuts its
+        regions (the mosaic's `profile=paper`)."""
         x0, y0, x1, y1 = self.box(source, frame)
-        px0, px1 = _edges(x0, x1, width)
-        py0, py1 = _edges(y0, y1, height)
+        snap = int if truncate else round
+        px0, px1 = _edges(x0, x1, width, snap)
+        py0, py1 = _edges(y0, y1, height, snap)
         return px0, py0, px1, py1
 
-    def at(self, height: int, width: int, frame: int = 0) -> "torch.Tensor":
-        """Region map `[height, width]` (int64): the owning source index, or -1 for background."""
+    def at(self, height: int, width: int, frame: int = 0, truncate: bool = False) -> "torch.Tensor":
+        """Region map `[height, width]` (int64): the owning source index, or -1 for background (`truncate`: as
+        `pixel_box`)."""
         import torch
 
         region = torch.full((height, width), -1, dtype=torch.int64)
         owner_area = torch.full((height, width), math.inf)
         for k in range(self.num_sources):
-            x0, y0, x1, y1 = self.pixel_box(k, frame, height, width)
+            x0, y0, x1, y1 = self.pixel_box(k, frame, height, width, truncate)
             area = (x1 - x0) * (y1 - y0)
             window = owner_area[y0:y1, x0:x1]
             wins = area < window  # strictly smaller wins; ties keep the lower index already there
@@ -185,10 +192,11 @@ class Layout:
         return torch.stack([self.at(height, width, f) for f in range(self.num_frames)])
 
 
-def _edges(a: float, b: float, size: int) -> tuple[int, int]:
-    """Pixel edges of [a, b) on a grid of `size` cells, rounded to the nearest edge but at least one cell wide."""
-    lo = min(int(round(a * size)), size - 1)
-    hi = max(int(round(b * size)), lo + 1)
+def _edges(a: float, b: float, size: int, snap: Callable[[float], int] = round) -> tuple[int, int]:
+    """Pixel edges of [a, b) on a grid of `size` cells, rounded (`snap`) to the nearest edge but at least one cell
+    wide."""
+    lo = min(int(snap(a * size)), size - 1)
+    hi = max(int(snap(b * size)), lo + 1)
     return lo, min(hi, size)
 
 

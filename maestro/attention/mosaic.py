@@ -7,6 +7,11 @@ Spatial cross-attention of the conditional pass, at every resolution and frame:
 When the site gives each frame its own step and video index (FIFO's diagonal denoising), each frame's own step picks
 its phase and its own index its layout frame; frames are handled in runs of one phase and consecutive indices.
 The unconditional pass is plain attention. The hook holds only caches; it patches nothing.
+
+`profile=paper` reproduces the released code's spatial cross-attention instead (docs/attention.md, "Paper profile"):
+its guidance (`PaperGuidanceMaps`) and a mosaic whose regions also read the empty prompt's rows under token groups
+2..K, which the backbone appends to k and v (`reads_replaced_rows`, `AttentionSite.replaced_rows`). Still layouts
+only: the paper's boxes never move.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from maestro.attention.builtins import MOSAIC_OPTIONS
-from maestro.attention.guidance import GuidanceMaps, guided_attention
+from maestro.attention.guidance import GuidanceMaps, PaperGuidanceMaps, guided_attention, paper_guided_attention
 from maestro.attention.hookpoint import AttentionSite, plain_attention
-from maestro.attention.regions import MosaicMask
+from maestro.attention.regions import MosaicMask, check_replaced, is_still
 from maestro.errors import UsageError
 from maestro.types import Layout
 
@@ -31,6 +36,8 @@ SHARED_ALIASES = {True: "all", False: "none", "true": "all", "false": "none"}
 class AttentionMosaic:
     """Attention hook: `hook(q, k, v, site)` for the spatial cross-attention layers of any backbone."""
 
+    reads_replaced_rows = False  # True with profile=paper: the backbone appends the replaced rows (hookpoint.py)
+
     def __init__(
         self,
         layout: Layout,
@@ -40,6 +47,7 @@ class AttentionMosaic:
         sigma: float = 1 / 3,
         shared_tokens: bool | str = "all",
         background: str = "empty",
+        profile: str = "maestro",
     ) -> None:
         """Values as `OPTIONS` declares them (the pipeline and `ComponentSpec.build` validate the user's strings);
         `shared_tokens` also takes true (= all) and false (= none)."""
@@ -52,8 +60,20 @@ class AttentionMosaic:
         self.sigma = float(sigma)
         self.shared_tokens = SHARED_ALIASES.get(shared_tokens, shared_tokens)
         self.background = background
-        self.masks = MosaicMask(layout, self.shared_tokens, self.background)
-        self.guidance = GuidanceMaps(layout, self.sigma, self.weaken)
+        self.profile = profile
+        if profile == "paper":
+            if not is_still(layout):
+                raise UsageError("mosaic profile=paper reproduces the released code, whose boxes never move, but this "
+                                 "layout moves: use a still layout (LR, TD, grid, a file without keyframes) or "
+                                 "profile=maestro.")
+            self.reads_replaced_rows = True
+            self.masks = MosaicMask(layout, self.shared_tokens, self.background, truncate=True)
+            self.paper_guidance = PaperGuidanceMaps(layout, self.sigma, self.weaken)
+        elif profile == "maestro":
+            self.masks = MosaicMask(layout, self.shared_tokens, self.background)
+            self.guidance = GuidanceMaps(layout, self.sigma, self.weaken)
+        else:
+            raise ValueError(f"profile must be maestro or paper, not {profile!r}")
 
     def phase(self, site: AttentionSite) -> str:
         """What this call does: "plain" (the unconditional pass), "guidance" or "mosaic"."""
@@ -104,6 +124,8 @@ class AttentionMosaic:
         if phase == "plain":
             return plain_attention(q, k, v, site)
         _check_shapes(q, k, site)
+        if self.profile == "paper":
+            return self._attend_paper(q, k, v, site, phase)
         groups, rows = site.token_groups, int(k.shape[-2])
         first = site.frame_offset  # a backbone that denoises long videos in windows says where the window starts
         if phase == "guidance":
@@ -115,11 +137,37 @@ class AttentionMosaic:
         mask = self.masks(site.height, site.width, site.frames, groups, rows, batch, q.device, q.dtype, first)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
+    def _attend_paper(
+        self, q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", site: AttentionSite, phase: str
+    ) -> "torch.Tensor":
+        """A conditional call under profile=paper: k and v end with the replaced rows (see the module docstring)."""
+        replaced = site.replaced_rows
+        if replaced is None:
+            raise UsageError(
+                f"mosaic profile=paper reads the empty prompt's rows that the sources' tokens replaced, but the "
+                f"backbone did not give them at {site.layer}: set the backbone's profile=paper too (videocrafter2 "
+                "profile=paper, or maestro run --profile paper)."
+            )
+        groups = site.token_groups
+        check_replaced(groups, replaced, int(k.shape[-2]))
+        if phase == "guidance":  # the paper's guidance edits the shared context's logits only
+            own = min((int(r.start) for r in replaced), default=int(k.shape[-2]))
+            k, v = k[..., :own, :], v[..., :own, :]
+            return paper_guided_attention(q, k, v, site.frames, self.paper_guidance, site.height, site.width, groups,
+                                          self.strengthen)
+        import torch.nn.functional as F
+
+        batch = int(q.shape[0]) // site.frames
+        mask = self.masks(site.height, site.width, site.frames, groups, int(k.shape[-2]), batch, q.device, q.dtype,
+                          site.frame_offset, replaced)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
     def __repr__(self) -> str:
         return (
             f"AttentionMosaic({self.layout.num_sources} sources, guidance_steps={self.guidance_steps}, "
             f"strengthen={self.strengthen}, weaken={self.weaken}, sigma={self.sigma:.4g}, "
-            f"shared_tokens={self.shared_tokens!r}, background={self.background!r})"
+            f"shared_tokens={self.shared_tokens!r}, background={self.background!r}"
+            + (", profile='paper')" if self.profile == "paper" else ")")
         )
 
 

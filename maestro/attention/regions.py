@@ -8,6 +8,11 @@ rows only. That is K + 1 row sets; the mask gives each query its set as an addit
 
 Masked rows get exactly zero weight (exp(-inf) = 0), so changing one source's rows cannot move the output at any
 position outside that source's region, bit for bit.
+
+The paper's mosaic (`profile=paper`) reads more: the backbone appends the empty prompt's rows that the sources'
+tokens replaced (`AttentionSite.replaced_rows`), and those under token groups 2..K join the shared rows, because the
+released code gives each region the empty prompt with only rows 1..N replaced by its own source's tokens. Its regions
+are cut with truncated edges (`Layout.at(..., truncate=True)`).
 """
 
 from __future__ import annotations
@@ -65,6 +70,17 @@ def groups_key(groups: Sequence[slice]) -> tuple[tuple[int, int], ...]:
     return tuple((int(g.start or 0), int(g.stop)) for g in groups)
 
 
+def check_replaced(groups: Sequence[slice], replaced: Sequence[slice], rows: int) -> None:
+    """The replaced rows (`AttentionSite.replaced_rows`): one slice per token group, as long, after the groups, inside
+    the `rows` of k. A mismatch is a backbone bug, so a plain ValueError."""
+    if len(replaced) != len(groups):
+        raise ValueError(f"{len(replaced)} replaced-row slices for {len(groups)} token groups")
+    for g, r in zip(groups, replaced):
+        start, stop = int(r.start or 0), int(r.stop)
+        if stop - start != int(g.stop) - int(g.start or 0) or not int(g.stop) <= start < stop <= rows:
+            raise ValueError(f"replaced rows {r} do not match token group {g} in {rows} rows of k")
+
+
 def check_groups(layout: "Layout", groups: Sequence[slice], context_len: int) -> None:
     """The context must carry one row group per layout source, inside its `context_len` rows."""
     if len(groups) != layout.num_sources:
@@ -78,21 +94,30 @@ def check_groups(layout: "Layout", groups: Sequence[slice], context_len: int) ->
             raise ValueError(f"token group {g} does not fit a context of {context_len} rows")
 
 
-def region_maps(layout: "Layout", height: int, width: int, frames: int, first_frame: int = 0) -> "torch.Tensor":
+def region_maps(
+    layout: "Layout", height: int, width: int, frames: int, first_frame: int = 0, truncate: bool = False
+) -> "torch.Tensor":
     """Owner of every latent position for every frame, `[frames, height * width]` (int64, -1 = background).
 
     Frame f uses the layout's frame `first_frame + f` (its last frame past its end, as `Layout.box` does);
-    `first_frame` is where a window of frames starts in the whole video.
+    `first_frame` is where a window of frames starts in the whole video; `truncate`: as `Layout.pixel_box`.
     """
     import torch
 
-    return torch.stack([layout.at(height, width, first_frame + f).reshape(-1) for f in range(frames)])
+    return torch.stack([layout.at(height, width, first_frame + f, truncate).reshape(-1) for f in range(frames)])
 
 
 def allowed_rows(
-    groups: Sequence[slice], context_len: int, shared: str = "all", background: str = "empty"
+    groups: Sequence[slice],
+    context_len: int,
+    shared: str = "all",
+    background: str = "empty",
+    replaced: Sequence[slice] | None = None,
 ) -> "torch.Tensor":
-    """`[K + 1, rows]` bool: row k says which context rows source k's positions read; the last row, the background's."""
+    """`[K + 1, rows]` bool: row k says which context rows source k's positions read; the last row, the background's.
+
+    With `replaced` (the paper's mosaic), `context_len` counts every row of k: the replaced rows under groups 2..K
+    are shared rows too (the empty prompt's rows the paper's regions keep); those under group 1 are read by none."""
     import torch
 
     k = len(groups)
@@ -100,6 +125,9 @@ def allowed_rows(
     for i, g in enumerate(groups):
         source_rows[i, g] = True
     non_source = ~source_rows.any(dim=0)
+    if replaced:
+        for i, r in enumerate(replaced):
+            non_source[r] = i > 0
     if shared == "all":
         shared_rows = non_source
     elif shared == "start":
@@ -128,11 +156,16 @@ def query_rows(
     shared: str = "all",
     background: str = "empty",
     first_frame: int = 0,
+    replaced: Sequence[slice] | None = None,
+    truncate: bool = False,
 ) -> "torch.Tensor":
-    """`[frames, height * width, rows]` bool: the context rows each query may read (every frame, before dedup)."""
+    """`[frames, height * width, rows]` bool: the context rows each query may read (every frame, before dedup);
+    `replaced` as `allowed_rows`, `truncate` as `Layout.pixel_box`."""
     check_groups(layout, groups, context_len)
-    allowed = allowed_rows(groups, context_len, shared, background)
-    owner = region_maps(layout, height, width, frames, first_frame)
+    if replaced:
+        check_replaced(groups, replaced, context_len)
+    allowed = allowed_rows(groups, context_len, shared, background, replaced)
+    owner = region_maps(layout, height, width, frames, first_frame, truncate)
     owner = owner.masked_fill(owner < 0, len(groups))  # background is the last row of `allowed`
     if bool((owner == len(groups)).any()) and not bool(allowed[-1].any()):
         raise UsageError(
@@ -142,10 +175,11 @@ def query_rows(
 
 
 class MosaicMask:
-    """The additive mask of one layout, made once per (height, width, frames, first frame, rows, groups, batch,
-    device, dtype) — per (height, width, rows, groups, device, dtype) for a still layout — and kept while recent."""
+    """The additive mask of one layout, made once per (height, width, frames, first frame, rows, groups, replaced
+    rows, batch, device, dtype) — per (height, width, rows, groups, replaced rows, device, dtype) for a still layout —
+    and kept while recent. `truncate`: regions cut as the paper's code does (see `Layout.pixel_box`)."""
 
-    def __init__(self, layout: "Layout", shared: str = "all", background: str = "empty") -> None:
+    def __init__(self, layout: "Layout", shared: str = "all", background: str = "empty", truncate: bool = False) -> None:
         if shared not in SHARED_CHOICES:
             raise ValueError(f"shared must be one of {SHARED_CHOICES}, not {shared!r}")
         if background not in BACKGROUND_CHOICES:
@@ -153,6 +187,7 @@ class MosaicMask:
         self.layout = layout
         self.shared = shared
         self.background = background
+        self.truncate = truncate
         self._still = is_still(layout)
         self._cache = BoundedCache()
 
@@ -167,10 +202,12 @@ class MosaicMask:
         device: "torch.device | str",
         dtype: "torch.dtype",
         first_frame: int = 0,
+        replaced: Sequence[slice] | None = None,
     ) -> "torch.Tensor | None":
         """Additive mask `[1 or batch * frames, 1, height * width, rows]` in `dtype`, or None when nothing is masked.
 
         `batch` is the number of videos: query i belongs to frame `first_frame + i % frames` of the layout.
+        `replaced`: the replaced rows the paper's mosaic reads (see `allowed_rows`); `context_len` then counts them.
         """
         import torch
 
@@ -178,10 +215,13 @@ class MosaicMask:
         if self._still:  # one map broadcast over every frame, whichever they are (see _build)
             frames, batch, first_frame = 1, 1, 0
         key = (height, width, frames, first_frame, groups_key(groups), context_len, batch, device, dtype)
+        if replaced:
+            key += (groups_key(replaced),)
 
         def make() -> "torch.Tensor | None":
             with torch.inference_mode(False), torch.no_grad():  # a cached mask must also serve later autograd calls
-                return self._build(height, width, frames, groups, context_len, batch, device, dtype, first_frame)
+                return self._build(height, width, frames, groups, context_len, batch, device, dtype, first_frame,
+                                   replaced)
 
         return self._cache.get(key, make)
 
@@ -196,9 +236,11 @@ class MosaicMask:
         device: "torch.device",
         dtype: "torch.dtype",
         first_frame: int,
+        replaced: Sequence[slice] | None = None,
     ) -> "torch.Tensor | None":
         rows = query_rows(
-            self.layout, height, width, frames, groups, context_len, self.shared, self.background, first_frame
+            self.layout, height, width, frames, groups, context_len, self.shared, self.background, first_frame,
+            replaced, self.truncate,
         )
         if bool(rows.all()):
             return None  # every query reads every row: plain attention, exactly
