@@ -56,10 +56,13 @@ class VideoCrafter2Backbone:
         if dtype not in DTYPES:
             raise UsageError(f"option dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         self.dtype_option = dtype
+        self.long = LongVideo.from_options(long, partitions, lookahead)
         if profile not in PROFILES:
             raise UsageError(f"option profile must be one of {', '.join(PROFILES)}, not {profile!r}")
         self.profile = profile  # paper: the released code's frame→clip mapping and single window (paper.py)
-        self.long = LongVideo.from_options(long, partitions, lookahead)
+        if profile == "paper" and self.long.mode == "fifo":
+            raise UsageError("profile=paper reproduces the released code's single window of frames, without "
+                             "FIFO-Diffusion: leave long at auto (or windows), or use profile=maestro with long=fifo")
         self.config: ModelConfig = load_config(config)
         timesteps = int(self.config.diffusion.get("timesteps", 1000))
         if self.steps > timesteps:
