@@ -180,3 +180,28 @@ def test_info_shows_the_profile_option(maestro) -> None:
     result = maestro("info", "mosaic")
     assert result.code == 0
     assert "profile" in result.out and "paper" in result.out
+
+
+def test_paper_mosaic_for_three_sources_reads_what_the_rule_says() -> None:
+    # A still grid of 3 sources: region 0 is blind to sources 1 and 2 and to the empty prompt's rows under group 1,
+    # and reads the empty prompt's rows under groups 2 and 3 (the generalised rule); both phases run.
+    layout = still([(0, 0, 0.5, 0.5), (0.5, 0, 1, 0.5), (0, 0.5, 1, 1)], frames=2)
+    hook = mosaic(layout, profile="paper")
+    groups = token_groups(3, TOKENS, ROWS)
+    replaced = tuple(slice(ROWS + i * TOKENS, ROWS + (i + 1) * TOKENS) for i in range(3))
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, HEADS, 4 * 6, 16, generator=g)
+    k, v = (torch.randn(2, HEADS, ROWS + 3 * TOKENS, 16, generator=g) for _ in range(2))
+    site = AttentionSite(layer="x", height=4, width=6, frames=2, step=10, num_steps=50, token_groups=groups,
+                         replaced_rows=replaced)
+    region0 = layout.at(4, 6, 0, truncate=True).reshape(-1) == 0
+    base = hook(q, k, v, site)
+    for rows, seen in ((groups[1], False), (groups[2], False), (replaced[0], False), (replaced[1], True),
+                       (replaced[2], True)):
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, rows] += 1.0
+        v2[:, :, rows] += 1.0
+        changed = (hook(q, k2, v2, site) - base)[:, :, region0].abs().max().item() > 1e-3
+        assert changed == seen, rows
+    assert torch.isfinite(hook(q, k, v, AttentionSite(layer="x", height=4, width=6, frames=2, step=0, num_steps=50,
+                                                      token_groups=groups, replaced_rows=replaced))).all()

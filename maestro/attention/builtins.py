@@ -17,9 +17,8 @@ MOSAIC_OPTIONS = {
                             choices=("all", "start", "none", "true", "false")),
     "background": Option(str, "empty", "what positions outside every box read: empty (the non-source rows) or all",
                          choices=("empty", "all")),
-    "profile": Option(str, "maestro", "maestro, or paper: the released code's spatial cross-attention exactly (its "
-                      "guidance boxes, 1 % margin, half-precision maps; regions that also read the empty prompt's "
-                      "rows; needs the backbone's profile=paper; still layouts only; docs/attention.md)",
+    "profile": Option(str, "maestro", "maestro, or paper: the released code's spatial cross-attention exactly "
+                      "(needs the backbone's profile=paper; still layouts only; differences: docs/attention.md)",
                       choices=("maestro", "paper")),
 }
 

@@ -245,34 +245,6 @@ class PaperGuidanceMaps:
         return multiplier[:, None], (push * strengthen)[:, None], weakened.view(1, 1, 1, -1)
 
 
-def paper_guided_logits(
-    q: "torch.Tensor",
-    k: "torch.Tensor",
-    frames: int,
-    maps: PaperGuidanceMaps,
-    height: int,
-    width: int,
-    groups: Sequence[slice],
-    strengthen: float,
-) -> "torch.Tensor":
-    """Edited logits `[batch * frames, heads, queries, rows]` in float32, as the released code edits them."""
-    import torch
-
-    grad = _needs_grad(q, k)
-    logits = _scaled_logits(q, k, grad)
-    n, heads, queries, rows = logits.shape
-    per_video = logits.view(n // frames, frames * heads, queries, rows)  # its (b h) rows: frame-major, then head
-    peak = per_video.amax(dim=(1, 2, 3), keepdim=True)
-    multiplier, shift, tail = maps(height, width, groups, rows, peak, strengthen)
-    chunked = maps.chunked_rows(frames, heads)
-    if grad:
-        edited = torch.cat([per_video[:, :chunked] * multiplier + shift, per_video[:, chunked:] * tail], dim=1)
-        return edited.view(n, heads, queries, rows)
-    per_video[:, :chunked].mul_(multiplier).add_(shift)
-    per_video[:, chunked:].mul_(tail)
-    return logits
-
-
 def paper_guided_attention(
     q: "torch.Tensor",
     k: "torch.Tensor",
@@ -284,8 +256,22 @@ def paper_guided_attention(
     groups: Sequence[slice],
     strengthen: float,
 ) -> "torch.Tensor":
-    """softmax(the released code's edited logits) v (see `guided_attention`)."""
-    logits = paper_guided_logits(q, k, frames, maps, height, width, groups, strengthen)
+    """softmax(the logits edited as the released code edits them) v (see `guided_attention`)."""
+    import torch
+
+    grad = _needs_grad(q, k)
+    logits = _scaled_logits(q, k, grad)
+    n, heads, queries, rows = logits.shape
+    per_video = logits.view(n // frames, frames * heads, queries, rows)  # its (b h) rows: frame-major, then head
+    peak = per_video.amax(dim=(1, 2, 3), keepdim=True)
+    multiplier, shift, tail = maps(height, width, groups, rows, peak, strengthen)
+    chunked = maps.chunked_rows(frames, heads)
+    if grad:
+        edited = torch.cat([per_video[:, :chunked] * multiplier + shift, per_video[:, chunked:] * tail], dim=1)
+        logits = edited.view(n, heads, queries, rows)
+    else:
+        per_video[:, :chunked].mul_(multiplier).add_(shift)
+        per_video[:, chunked:].mul_(tail)
     return _attend_logits(logits, v, _needs_grad(q, k, v))
 
 

@@ -64,8 +64,8 @@ class AttentionMosaic:
         if profile == "paper":
             if not is_still(layout):
                 raise UsageError("mosaic profile=paper reproduces the released code, whose boxes never move, but this "
-                                 "layout moves: use a still layout (LR, TD, grid, a file without keyframes) or "
-                                 "profile=maestro.")
+                                 "layout moves: use --layout LR or TD (the paper's), another still layout (grid, a "
+                                 "file without keyframes), or the mosaic's profile=maestro.")
             self.reads_replaced_rows = True
             self.masks = MosaicMask(layout, self.shared_tokens, self.background, truncate=True)
             self.paper_guidance = PaperGuidanceMaps(layout, self.sigma, self.weaken)
