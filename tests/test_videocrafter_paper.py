@@ -144,10 +144,11 @@ def test_replaced_rows_reach_a_hook_that_asks_and_change_nothing_else(backbone):
             assert site.replaced_rows is None and k.shape[-2] == 77
 
 
-@pytest.mark.parametrize("profile", ["paper", "maestro"])
-def test_only_a_hook_that_asks_gets_the_replaced_rows(tmp_path, profile):
-    """Independent of the backbone's profile: a hook that asks gets them, one that does not sees what it saw."""
-    opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1, frames=4)
+@pytest.mark.parametrize("profile, long", [("paper", "windows"), ("maestro", "windows"), ("maestro", "fifo")])
+def test_only_a_hook_that_asks_gets_the_replaced_rows(tmp_path, profile, long):
+    """Independent of the backbone's profile (and of FIFO): a hook that asks gets them, one that does not sees what
+    it saw."""
+    opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1, frames=4, long=long)
     backbone = registry().get("backbone", "videocrafter2").build({**opts, "profile": profile})
     layout = Layout(boxes=[[(0.0, 0.0, 0.5, 1.0)] * 4, [(0.5, 0.0, 1.0, 1.0)] * 4], labels=["s0", "s1"])
     g = torch.Generator().manual_seed(0)
@@ -177,3 +178,27 @@ def test_the_manifest_hook_records_a_paper_run(options):
                 "video": {"frames": FRAMES}}
     extend_manifest(manifest)
     assert manifest["videocrafter2"] == {"long": "windows", "windows": 1, "steps": REF["steps"]}
+
+
+def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix, tmp_path):
+    """The options flow from the command line (DSP separator, spectral tokens, tiny VideoCrafter2, LR): the paper's
+    single window of `frames` frames for 2 s of audio, the mosaic fed its replaced rows, the manifest says so."""
+    import json
+
+    from maestro.write.video import probe
+
+    opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", token_dim=35, steps=2, frames=4, height=64, width=64)
+    args = ["run", example_mix, "--seconds", "2", "--layout", "LR", "--backbone", "videocrafter2", "-o",
+            tmp_path / "out", "--backbone-opt", "profile=paper", "--hook-opt", "profile=paper",
+            "--hook-opt", "guidance_steps=1"]
+    for key, value in opts.items():
+        args += ["--backbone-opt", f"{key}={value}"]
+    result = maestro(*args)
+    assert result.code == 0, result
+    assert probe(tmp_path / "out" / "video.mp4")["video"]["frames"] == 4
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    components = manifest["components"]
+    assert components["backbone"]["options"]["profile"] == "paper"
+    assert components["attention_hook"]["options"]["profile"] == "paper"
+    assert manifest["videocrafter2"] == {"long": "windows", "windows": 1, "steps": 2}
+    assert set(manifest["attention_hook_calls"].values()) == {2 * 2}
