@@ -1,7 +1,8 @@
 """Writes tests/data/paper_reference.pt: the paper's released code (kuai-lab/eaai25_complex_A2V) run end to end on
 the tiny random model of `maestro_videocrafter.testing` (`seeded_state_dicts(SEED)`), on the CPU.
 
-Not a test and not run by the suite; kept so that the reference can be made again:
+Not a test and not run by the suite; kept so that the reference can be made again, from a checkout of
+kuai-lab/eaai25_complex_A2V at PAPER_COMMIT:
 
     PYTHONPATH=.:plugins/maestro-videocrafter python tests/data/paper_make_reference.py /path/to/eaai25_complex_A2V
 
@@ -27,6 +28,11 @@ our stand-in, DiffusionWrapper), `lvdm/models/autoencoder.py` AutoencoderKL (the
 - the noise (their `torch.randn` for x_T, then `noise_like` per step) comes from the global generator seeded with
   NOISE_SEED right before sampling: the same numbers as Maestro's `RunContext(seed=NOISE_SEED).generator()`.
 
+The model (`maestro_videocrafter.testing.PAPER_UNET`): two levels, latent 10×16 and 5×8 (80×128 pixels, the
+released code's 5:8 grid), heads of 64 (its LR split hard-codes 64), 1 and 2 heads, no init_attn; a CIM of 10 queries
+(its rows 1..10 and 11..20 are hard-coded). 12 frames (16 would be the paper's; 12 keeps the test fast and still
+meets both the `try` and its `except`), CFG 12, eta 1, fps 8.
+
 Cases: `plain` (no TrailBlazer bundle and step_ctrl = steps: the released code's plain attention everywhere, i.e.
 DDIM, CFG, fps conditioning and decoding alone), `LR` and `TD` (step_ctrl 1 of 2 steps: TrailBlazer, then the
 mosaic). Plus `mapping`: the per-frame context alone for several frame and clip counts (the `try` and its
@@ -43,6 +49,7 @@ from pathlib import Path
 
 import torch
 
+PAPER_COMMIT = "5572c2b88b3cc9a1bae64785e2e3a4882e869e38"
 OUT = Path(__file__).with_name("paper_reference.pt")
 SEED = 0  # the tiny model's weights (maestro_videocrafter.testing.seeded_state_dicts)
 TOKEN_SEED = 1
@@ -195,7 +202,7 @@ def main(checkout: str) -> None:
     cim.load_state_dict(states["cim"], strict=True)
     bundle = yaml.load((Path(checkout) / "TrailBlazer" / "MultiSubjects.yaml").read_text(), Loader=yaml.FullLoader)
 
-    out: dict = {"seed": SEED, "noise_seed": NOISE_SEED, "steps": STEPS, "step_ctrl": STEP_CTRL, "cfg": CFG,
+    out: dict = {"commit": PAPER_COMMIT, "seed": SEED, "noise_seed": NOISE_SEED, "steps": STEPS, "step_ctrl": STEP_CTRL, "cfg": CFG,
                  "eta": ETA, "fps": FPS, "frames": FRAMES, "clips": torch.tensor(CLIPS)}
     with torch.no_grad():
         empty = empty_prompt(states)
