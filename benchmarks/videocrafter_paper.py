@@ -1,14 +1,13 @@
 """What the backbone's differences under profile=paper change, measured end to end on the tiny reference.
 
 tests/data/paper_reference.pt holds the paper's released code run on a tiny random VideoCrafter2 (12 frames of
-80×128, 2 DDIM steps with step_ctrl 1, CFG 12, eta 1; see tests/data/paper_make_reference.py). For each backbone row
+80×128, 4 DDIM steps with step_ctrl 2, CFG 12, eta 1; see tests/data/paper_make_reference.py). For each backbone row
 of docs/attention.md ("Paper profile: paper vs maestro") this runs `videocrafter2` profile=paper with the mosaic's
 profile=paper (LR and TD), as tests/test_videocrafter_paper.py does, then again with only that difference undone, and
 prints the largest |Δ| of the final latents (in brackets: % of the latents' max |value|) and of the frames (uint8
-levels). The first lines check profile=paper against the released code. The reference's 2 steps leave a single mosaic
-step, the last and least weighted one, so the same is printed again at 8 steps with 1 guidance step (about the
-paper's 6 of 50; Maestro against itself there, profile=paper being the released code). No timing: the numbers do
-not depend on the machine.
+levels). The first lines check profile=paper against the released code. The same is printed again at 8 steps with 1
+guidance step, about the paper's share of 6 in 50 (Maestro against itself there, profile=paper being the released
+code). No timing: the numbers do not depend on the machine.
 
     python benchmarks/videocrafter_paper.py
 """

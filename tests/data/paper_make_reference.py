@@ -34,7 +34,7 @@ released code's 5:8 grid), heads of 64 (its LR split hard-codes 64), 1 and 2 hea
 meets both the `try` and its `except`), CFG 12, eta 1, fps 8.
 
 Cases: `plain` (no TrailBlazer bundle and step_ctrl = steps: the released code's plain attention everywhere, i.e.
-DDIM, CFG, fps conditioning and decoding alone), `LR` and `TD` (step_ctrl 1 of 2 steps: TrailBlazer, then the
+DDIM, CFG, fps conditioning and decoding alone), `LR` and `TD` (step_ctrl 2 of 4 steps: TrailBlazer, then the
 mosaic). Plus `mapping`: the per-frame context alone for several frame and clip counts (the `try` and its
 `except`).
 """
@@ -54,7 +54,7 @@ OUT = Path(__file__).with_name("paper_reference.pt")
 SEED = 0  # the tiny model's weights (maestro_videocrafter.testing.seeded_state_dicts)
 TOKEN_SEED = 1
 NOISE_SEED = 5
-STEPS, STEP_CTRL, CFG, ETA, FPS, FRAMES = 2, 1, 12.0, 1.0, 8, 12
+STEPS, STEP_CTRL, CFG, ETA, FPS, FRAMES = 4, 2, 12.0, 1.0, 8, 12
 CLIPS = (2, 1)  # source 1 meets the `try` (clip i → frames 8i..8i+7), source 2 its `except` (frames 8.. empty)
 CASES = {"plain": (None, STEPS), "LR": ("LR", STEP_CTRL), "TD": ("TD", STEP_CTRL)}  # name: (pos, step_ctrl)
 MAPPING = [(16, (2, 1)), (20, (3, 2)), (5, (1, 1))]  # (frames, clips per source)

@@ -180,7 +180,7 @@ def seeded_state_dicts(seed: int = 0) -> dict[str, dict[str, Any]]:
 
 def write_paper_checkpoint(path: str | Path, seed: int = 0) -> dict[str, str]:
     """The paper reference model as files (`write_tiny_checkpoint`'s layout) and the backbone options that use it:
-    2 DDIM steps (the reference's), CFG 12, eta 1, fps 8, 12 frames of 80×128, profile=paper."""
+    4 DDIM steps (the reference's), CFG 12, eta 1, fps 8, 12 frames of 80×128, profile=paper."""
     import torch
 
     from maestro_videocrafter.checkpoint import PREFIXES
@@ -205,6 +205,6 @@ def write_paper_checkpoint(path: str | Path, seed: int = 0) -> dict[str, str]:
         options[option] = str(path.parent / name)
     cim_path = path.with_name(path.stem + ".cim.pth")
     torch.save(states["cim"], cim_path)
-    options.update(cim_weights=str(cim_path), steps="2", frames="12", height=str(PAPER_LATENT[1] * 8),
+    options.update(cim_weights=str(cim_path), steps="4", frames="12", height=str(PAPER_LATENT[1] * 8),
                    width=str(PAPER_LATENT[2] * 8), cfg="12", eta="1.0", fps="8", dtype="fp32", profile="paper")
     return options
