@@ -86,6 +86,8 @@ def guarded_hook(spec: "ComponentSpec", hook: Any) -> Any:
             return out
 
     call.__wrapped__ = hook  # type: ignore[attr-defined]
+    # What the hook asks the backbone for (hookpoint.reads_replaced_rows) must show through the wrapper.
+    call.reads_replaced_rows = bool(getattr(hook, "reads_replaced_rows", False))  # type: ignore[attr-defined]
     return call
 
 

@@ -43,14 +43,28 @@ class HookCall:
     counts: dict[str, int] = field(default_factory=dict)
     frame_steps: tuple[int, ...] | None = None  # FIFO: each frame's own step (see AttentionSite)
     frame_indices: tuple[int, ...] | None = None  # FIFO: each frame's index in the whole video
+    # The empty prompt's rows at the token groups' positions, in group order, `[1 or frames, rows, C]`: given on the
+    # conditional passes of a hook that reads them (`reads_replaced_rows`), None otherwise (see `AttentionSite`).
+    replaced_context: torch.Tensor | None = None
 
-    def site(self, layer: str, height: int, width: int) -> "AttentionSite":
+    def site(self, layer: str, height: int, width: int,
+             replaced_rows: tuple[slice, ...] | None = None) -> "AttentionSite":
         from maestro.attention.hookpoint import AttentionSite
 
         return AttentionSite(layer=layer, height=height, width=width, frames=self.frames, step=self.step,
                              num_steps=self.num_steps, token_groups=self.token_groups,
                              conditional=self.conditional, frame_offset=self.frame_offset,
-                             frame_steps=self.frame_steps, frame_indices=self.frame_indices)
+                             frame_steps=self.frame_steps, frame_indices=self.frame_indices,
+                             replaced_rows=replaced_rows)
+
+    def replaced_slices(self, start: int) -> tuple[slice, ...]:
+        """Where each token group's replaced rows lie in k and v when they are appended from row `start` on."""
+        slices = []
+        for group in self.token_groups:
+            size = group.stop - group.start
+            slices.append(slice(start, start + size))
+            start += size
+        return tuple(slices)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str = "sdpa",
@@ -100,7 +114,10 @@ class CrossAttention(nn.Module):
         if self.hook_layer is not None and call is not None and call.hook is not None:
             if grid is None:
                 raise ValueError("a hooked cross-attention layer needs the latent grid (height, width)")
-            out = call.hook(q, k, v, call.site(self.hook_layer, grid[0], grid[1]))
+            replaced_rows = None
+            if call.replaced_context is not None:
+                k, v, replaced_rows = self._append_replaced(k, v, call)
+            out = call.hook(q, k, v, call.site(self.hook_layer, grid[0], grid[1], replaced_rows))
             if out.shape != q.shape:
                 raise RuntimeError(f"attention hook returned {tuple(out.shape)} for queries {tuple(q.shape)} "
                                    f"at {self.hook_layer}; it must return the queries' shape")
@@ -108,6 +125,16 @@ class CrossAttention(nn.Module):
         else:
             out = attend(q, k, v, self.impl, mask)
         return self.to_out(rearrange(out.to(q.dtype), "b h n d -> b n (h d)"))
+
+    def _append_replaced(self, k: torch.Tensor, v: torch.Tensor,
+                         call: HookCall) -> tuple[torch.Tensor, torch.Tensor, tuple[slice, ...]]:
+        """k and v with the empty prompt's replaced rows (projected by this layer) after the context's own rows."""
+        extra = call.replaced_context.to(k.device, self.to_k.weight.dtype)
+        ek, ev = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (self.to_k(extra), self.to_v(extra)))
+        if ek.shape[0] != k.shape[0]:  # one copy of the empty prompt for every frame (or every video's frames)
+            ek, ev = (t.repeat(k.shape[0] // t.shape[0], 1, 1, 1) for t in (ek, ev))
+        rows = call.replaced_slices(int(k.shape[-2]))
+        return torch.cat([k, ek.to(k.dtype)], dim=-2), torch.cat([v, ev.to(v.dtype)], dim=-2), rows
 
 
 class GEGLU(nn.Module):

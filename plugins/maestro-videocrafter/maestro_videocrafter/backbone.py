@@ -16,6 +16,7 @@ from maestro.errors import ComponentUnavailableError, UsageError
 from maestro.options import as_float, as_int
 from maestro_videocrafter.config import ModelConfig, load_config
 from maestro_videocrafter.long import LongVideo
+from maestro_videocrafter.paper import PROFILES
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +42,8 @@ class VideoCrafter2Backbone:
     def __init__(self, weights: str | None = None, config: str | None = None, cim_weights: str | None = None,
                  cim_config: str | None = None, steps: Any = DEFAULT_STEPS, cfg: Any = 12, eta: Any = 1.0,
                  fps: Any = 8, frames: Any = DEFAULT_FRAMES, height: Any = 320, width: Any = 512, dtype: str = "auto",
-                 long: Any = "auto", partitions: Any = "auto", lookahead: Any = True) -> None:
+                 long: Any = "auto", partitions: Any = "auto", lookahead: Any = True,
+                 profile: str = "maestro") -> None:
         self.weights = weights
         self.cim_weights = cim_weights
         self.steps = as_int("steps", steps, minimum=1)
@@ -55,6 +57,12 @@ class VideoCrafter2Backbone:
             raise UsageError(f"option dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         self.dtype_option = dtype
         self.long = LongVideo.from_options(long, partitions, lookahead)
+        if profile not in PROFILES:
+            raise UsageError(f"option profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+        self.profile = profile  # paper: the released code's frame→clip mapping and single window (paper.py)
+        if profile == "paper" and self.long.mode == "fifo":
+            raise UsageError("profile=paper reproduces the released code's single window of frames, without "
+                             "FIFO-Diffusion: leave long at auto (or windows), or use profile=maestro with long=fifo")
         self.config: ModelConfig = load_config(config)
         timesteps = int(self.config.diffusion.get("timesteps", 1000))
         if self.steps > timesteps:
@@ -68,6 +76,7 @@ class VideoCrafter2Backbone:
         self.cim_config = self._read_cim_config(cim_config)
         self._loaded: dict[str, Any] | None = None
         self.last_hook_calls: dict[str, int] = {}
+        self.last_latents: "torch.Tensor | None" = None
 
     # -- options -----------------------------------------------------------------------------------------------------
     @staticmethod
@@ -86,7 +95,17 @@ class VideoCrafter2Backbone:
 
     # -- Backbone protocol -------------------------------------------------------------------------------------------
     def timing(self, duration: float) -> tuple[int, float]:
+        if self.profile == "paper":  # the released code makes one window of --frames frames, whatever the audio
+            return self.frames, float(self.fps)
         return max(1, round(duration * self.fps)), float(self.fps)
+
+    def _check_paper_length(self, num_frames: int) -> None:
+        if self.profile == "paper" and num_frames > self.frames:
+            raise UsageError(
+                f"profile=paper reproduces the released code's single window of frames={self.frames} frames, but "
+                f"this video has {num_frames}: the paper's long-video path is not reproduced; use profile=maestro "
+                f"(long={self.long.mode}) for long videos, or frames={num_frames}"
+            )
 
     @property
     def hook_layers(self) -> list[str]:
@@ -101,6 +120,7 @@ class VideoCrafter2Backbone:
 
         if num_frames < 1 or not fps > 0:
             raise UsageError(f"the video needs at least one frame and a positive fps (got {num_frames}, {fps})")
+        self._check_paper_length(num_frames)
         m = self._load(ctx)
         cim, device, dtype = m["cim"], m["device"], m["dtype"]
         empty = m["empty"]  # [77, C] float32 on the CPU
@@ -117,15 +137,29 @@ class VideoCrafter2Backbone:
                             "(ImageBind audio tokens for the paper's CIM); use a matching audio encoder or cim_config"
                         )
                     clips = cim(source.features.to(device, dtype)).float().cpu()  # [clips, Q, C]
-                    # Each frame takes the clip that covers its start time.
-                    index = torch.tensor([source.clip_for_time(f / fps) for f in range(num_frames)])
-                    per_source.append(clips[index])
+                    per_source.append(self._frame_rows(clips, source, empty, len(tokens), len(per_source),
+                                                       num_frames, fps))
                     advance()
             finally:
                 cim.to("cpu")
         context, groups = splice_sources(empty.unsqueeze(0).repeat(num_frames, 1, 1), per_source)
         return Conditioning(per_frame=context, token_groups=groups, labels=[t.label for t in tokens],
                             uncond=empty.unsqueeze(0).clone(), extra={"backbone": "videocrafter2", "fps": fps})
+
+    def _frame_rows(self, clips: "torch.Tensor", source: "Tokens", empty: "torch.Tensor", num_sources: int,
+                    k: int, num_frames: int, fps: float) -> "torch.Tensor":
+        """Source k's rows for every frame `[num_frames, Q, C]` from its clips' CIM tokens `[clips, Q, C]`."""
+        import torch
+
+        from maestro.condition.splice import token_groups
+
+        if self.profile == "paper":
+            from maestro_videocrafter.paper import paper_clip_rows
+
+            rows = token_groups(num_sources, int(clips.shape[1]), int(empty.shape[0]))[k]
+            return paper_clip_rows(clips, empty[rows], num_frames)
+        # Each frame takes the clip that covers its start time.
+        return clips[torch.tensor([source.clip_for_time(f / fps) for f in range(num_frames)])]
 
     def generate(self, cond: "Conditioning", layout: "Layout", hook: "AttentionHook | None",
                  ctx: "RunContext") -> "Video":
@@ -139,6 +173,7 @@ class VideoCrafter2Backbone:
         if not isinstance(per_frame, torch.Tensor) or per_frame.ndim != 3:
             raise UsageError("videocrafter2 needs the Conditioning made by its own condition()")
         total = int(per_frame.shape[0])
+        self._check_paper_length(total)
         if layout is not None and layout.num_frames not in (0, total):
             ctx.warn(f"layout has {layout.num_frames} frames, the conditioning {total}; boxes past the end repeat")
         uncond = cond.uncond if cond.uncond is not None else m["empty"].unsqueeze(0)
@@ -146,13 +181,15 @@ class VideoCrafter2Backbone:
         latent = (self.config.latent_channels, self.height // self.config.vae_factor,
                   self.width // self.config.vae_factor)
         counts: dict[str, int] = {}
-        shared = dict(hook=hook, token_groups=cond.token_groups, counts=counts)
+        shared = dict(hook=hook, token_groups=cond.token_groups, counts=counts,
+                      replaced_context=self._replaced_context(hook, uncond, cond.token_groups))
         with torch.inference_mode():
             if self.long.uses_fifo(total, self.frames):
                 z = self._denoise_fifo(unet, per_frame, uncond, latent, shared, m, ctx)
             else:
                 z = self._denoise_windows(unet, per_frame, uncond, latent, shared, m, ctx)
         self.last_hook_calls = dict(counts)
+        self.last_latents = z  # [1, c, T, h, w] before decoding, for checks against other implementations
         z = z[0] / float(self.config.diffusion["scale_factor"])  # [c, T, h, w]
         frames = []
         with torch.inference_mode(), ctx.progress("videocrafter2: decoding", total) as adv:
@@ -167,6 +204,17 @@ class VideoCrafter2Backbone:
         return Video(frames=torch.cat(frames).contiguous(), fps=float(self.fps))
 
     # -- denoising ---------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _replaced_context(hook: "AttentionHook | None", uncond: "torch.Tensor",
+                          groups: tuple[slice, ...]) -> "torch.Tensor | None":
+        """The empty prompt's rows under the token groups, for a hook that reads them (conditional passes only)."""
+        from maestro.attention.hookpoint import reads_replaced_rows
+        from maestro_videocrafter.paper import replaced_rows_context
+
+        if hook is None or not groups or not reads_replaced_rows(hook):
+            return None
+        return replaced_rows_context(uncond, groups)
+
     def _eps(self, unet: Any, x: "torch.Tensor", t: "torch.Tensor", context: "torch.Tensor",
              uncond: "torch.Tensor", call: dict[str, Any]) -> "torch.Tensor":
         """The noise prediction with classifier-free guidance (the unconditional pass skipped at cfg = 1)."""
@@ -175,7 +223,7 @@ class VideoCrafter2Backbone:
         e_cond = unet(x, t, context, self.fps, HookCall(conditional=True, **call))
         if self.cfg == 1.0:
             return e_cond
-        e_uncond = unet(x, t, uncond, self.fps, HookCall(conditional=False, **call))
+        e_uncond = unet(x, t, uncond, self.fps, HookCall(conditional=False, **{**call, "replaced_context": None}))
         return e_uncond + self.cfg * (e_cond - e_uncond)
 
     def _denoise_windows(self, unet: Any, per_frame: "torch.Tensor", uncond: "torch.Tensor",

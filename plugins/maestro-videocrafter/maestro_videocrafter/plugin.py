@@ -31,6 +31,8 @@ OPTIONS = {
                          "frames; none = steps / frames rounded up, 4 for 50 steps of 16 frames as in the paper", ge=1),
     "lookahead": Option(bool, True, "fifo: lookahead denoising, windows overlap by half and every frame is "
                         "evaluated twice"),
+    "profile": Option(str, "maestro", "maestro, or paper: the released code's frame→clip mapping (clip i conditions "
+                      "frames 8i..8i+7) and single window of frames frames", choices=("maestro", "paper")),
 }
 
 

@@ -121,3 +121,90 @@ def write_tiny_checkpoint(path: str | Path, *, token_dim: int = 768, num_queries
     if long is not None:
         options["long"] = long
     return options
+
+
+# The paper profile's reference model (tests/data/paper_make_reference.py): the released mosaic hard-codes heads of
+# 64 and token rows 1..10 / 11..20, so dim_head 64 at every attention level and a CIM of 10 queries; two levels at
+# 10×16 and 5×8 (the released code's 5:8 grid) with 1 and 2 heads, 16 frames as the paper (TrailBlazer's T+1 chunks
+# of T·heads // (T+1) rows are then empty at 1 head and 1 row at 2). No `init_attn` (addition_attention): at 8 heads
+# of 64 it would hold most of the weights and time; test_videocrafter_reference covers it.
+PAPER_UNET: dict[str, Any] = {**TINY_UNET, "model_channels": 64, "channel_mult": [1, 2], "num_head_channels": 64,
+                              "temporal_length": 16, "addition_attention": False}
+PAPER_LATENT = (4, 10, 16)  # channels, height, width: 80×128 pixels
+PAPER_QUERIES = 10
+PAPER_TOKEN_DIM = 32
+
+
+def paper_config() -> dict[str, Any]:
+    return {**tiny_config(), "unet_config": copy.deepcopy(PAPER_UNET)}
+
+
+def paper_cim_config() -> dict[str, int]:
+    return tiny_cim_config(PAPER_TOKEN_DIM, PAPER_QUERIES)
+
+
+def seeded_state_dicts(seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Weights of the paper reference model drawn from one seeded generator, in a fixed order (not from PyTorch's
+    initialisers, so the same on any version): keys `unet`, `vae`, `text` (Maestro's layout, no prefixes), `cim`."""
+    import torch
+    from torch import nn
+
+    from maestro.cim import PerceiverResampler
+    from maestro_videocrafter.backbone import build_models
+    from maestro_videocrafter.config import ModelConfig
+
+    nets = build_models(ModelConfig.from_dict(paper_config()), "meta")
+    with torch.device("meta"):
+        nets["cim"] = PerceiverResampler(**paper_cim_config())
+    g = torch.Generator().manual_seed(seed)
+    states = {}
+    for part, net in nets.items():
+        norms = {name for name, m in net.named_modules() if isinstance(m, (nn.GroupNorm, nn.LayerNorm))}
+        state = {}
+        for key, value in net.state_dict().items():
+            if not value.is_floating_point():
+                raise ValueError(f"{part}.{key}: a non-float entry cannot be drawn at random")
+            noise = torch.randn(value.shape, generator=g, dtype=torch.float32)
+            owner = key.rpartition(".")[0]
+            if owner in norms and key.endswith("weight"):
+                state[key] = 1.0 + 0.1 * noise
+            elif value.dim() >= 2:
+                state[key] = noise * (value[0].numel() ** -0.5)  # unit-variance outputs for unit inputs
+            else:
+                state[key] = 0.1 * noise
+            if part == "unet" and key.startswith("out."):  # small noise predictions: CFG 12 keeps latents moderate
+                state[key] = state[key] * 0.1
+        states[part] = state
+    return states
+
+
+def write_paper_checkpoint(path: str | Path, seed: int = 0) -> dict[str, str]:
+    """The paper reference model as files (`write_tiny_checkpoint`'s layout) and the backbone options that use it:
+    4 DDIM steps (the reference's), CFG 12, eta 1, fps 8, 12 frames of 80×128, profile=paper."""
+    import torch
+
+    from maestro_videocrafter.checkpoint import PREFIXES
+    from maestro_videocrafter.config import ModelConfig
+    from maestro_videocrafter.ddim import NoiseSchedule
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = paper_config()
+    states = seeded_state_dicts(seed)
+    state = {PREFIXES[part] + k: v for part in ("unet", "vae", "text") for k, v in states[part].items()}
+    schedule = NoiseSchedule.from_config(ModelConfig.from_dict(config).diffusion)
+    state["alphas_cumprod"] = schedule.alphas_cumprod.clone()
+    if schedule.scale_arr is not None:
+        state["scale_arr"] = schedule.scale_arr.clone()
+    torch.save({"state_dict": state}, path)
+    files = {"config": (path.stem + ".config.json", config), "cim_config": (path.stem + ".cim.json",
+                                                                            paper_cim_config())}
+    options = {"weights": str(path)}
+    for option, (name, data) in files.items():
+        (path.parent / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+        options[option] = str(path.parent / name)
+    cim_path = path.with_name(path.stem + ".cim.pth")
+    torch.save(states["cim"], cim_path)
+    options.update(cim_weights=str(cim_path), steps="4", frames="12", height=str(PAPER_LATENT[1] * 8),
+                   width=str(PAPER_LATENT[2] * 8), cfg="12", eta="1.0", fps="8", dtype="fp32", profile="paper")
+    return options
