@@ -181,7 +181,7 @@ def test_the_manifest_hook_records_a_paper_run(options):
 
 
 def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix, tmp_path):
-    """The options flow from the command line (DSP separator, spectral tokens, tiny VideoCrafter2, LR): the paper's
+    """`--profile paper` flows from the command line (DSP separator, spectral tokens, tiny VideoCrafter2, LR): the paper's
     single window of `frames` frames for 2 s of audio, the mosaic fed its replaced rows, the manifest says so."""
     import json
 
@@ -189,8 +189,7 @@ def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix,
 
     opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", token_dim=35, steps=2, frames=4, height=64, width=64)
     args = ["run", example_mix, "--seconds", "2", "--layout", "LR", "--backbone", "videocrafter2", "-o",
-            tmp_path / "out", "--backbone-opt", "profile=paper", "--hook-opt", "profile=paper",
-            "--hook-opt", "guidance_steps=1"]
+            tmp_path / "out", "--profile", "paper", "--hook-opt", "guidance_steps=1"]
     for key, value in opts.items():
         args += ["--backbone-opt", f"{key}={value}"]
     result = maestro(*args)
@@ -200,5 +199,7 @@ def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix,
     components = manifest["components"]
     assert components["backbone"]["options"]["profile"] == "paper"
     assert components["attention_hook"]["options"]["profile"] == "paper"
+    assert manifest["profile"] == {"backbone": "paper", "attention_hook": "paper"}
+    assert any("audio encoder 'spectral' has no profile" in w for w in manifest["warnings"])
     assert manifest["videocrafter2"] == {"long": "windows", "windows": 1, "steps": 2}
     assert set(manifest["attention_hook_calls"].values()) == {2 * 2}
