@@ -193,6 +193,9 @@ class Pipeline:
         self.backbone = backbone = self._build("backbone")
         with calling(spec, "timing"):
             num_frames, fps = check_timing(backbone.timing(stems.mixture.duration))
+        if num_frames / fps < stems.mixture.duration - 1 / fps:  # e.g. videocrafter2 profile=paper: one window
+            self.ctx.warn(f"{spec.label} makes {num_frames} frames at {fps:g} fps ({num_frames / fps:.2f} s) of "
+                          f"{stems.mixture.duration:.2f} s of audio: the video is shorter than its sound track")
         with self._stage("condition"), calling(spec, "condition"):
             cond = backbone.condition(tokens, num_frames, fps, self.ctx)
             check_conditioning(cond, len(stems))

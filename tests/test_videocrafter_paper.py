@@ -201,5 +201,6 @@ def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix,
     assert components["attention_hook"]["options"]["profile"] == "paper"
     assert manifest["profile"] == {"backbone": "paper", "attention_hook": "paper"}
     assert any("audio encoder 'spectral' has no profile" in w for w in manifest["warnings"])
+    assert "makes 4 frames at 8 fps (0.50 s) of 2.00 s of audio" in " ".join(manifest["warnings"])
     assert manifest["videocrafter2"] == {"long": "windows", "windows": 1, "steps": 2}
     assert set(manifest["attention_hook_calls"].values()) == {2 * 2}
