@@ -16,7 +16,8 @@ mixtures; separators run with seed 0.
 Score: SI-SDR improvement (dB) per mixture = mean over its sources of SI-SDR(estimate, source) − SI-SDR(mixture,
 source), on all channels together, with the estimates put in the order that scores best. The "mixture" row outputs
 the mixture for every source, so its improvement is 0 by definition: it is computed, not assumed. Every summary gives
-the mean, the minimum and how many mixtures came out worse than the mixture. RTF = seconds of compute per second of
+the mean, the minimum, how many mixtures came out worse than the mixture and how many the separator warned about
+(for nmf: no decisive split, so its stems are the mixture). RTF = seconds of compute per second of
 audio (lower is faster).
 
 Rows: mixture (no separation), nmf (the built-in default), nmf-plain with --baseline (its NMF grouping alone,
@@ -26,7 +27,10 @@ stereo variant only), and demucs_unittest* (demucs' tiny model with RANDOM weigh
 not a quality number).
 
     python benchmarks/separation.py [--seconds 8] [--half report|tune|all] [--variants stereo,panned,mono]
-                                    [--json results.json] [--only nmf,mixture] [--baseline]
+                                    [--json results.json] [--only nmf,mixture] [--baseline] [--nmf-opt NAME=VALUE ...]
+
+--nmf-opt sets an option of the nmf row (validated as `--separator-opt` is): how defaults are tried on the tune half,
+e.g. `--half tune --nmf-opt undecided_entropy=0.5`.
 """
 
 from __future__ import annotations
@@ -130,29 +134,36 @@ def improvement(estimates: list[torch.Tensor], m: Mixture) -> float:
 
 
 # -- separators ------------------------------------------------------------------------------------------------------
-Runner = Callable[[Mixture], list[torch.Tensor]]
+Runner = Callable[[Mixture], tuple[list[torch.Tensor], int]]  # estimates, and how many warnings the run gave
+PLAIN = {"spatial_threshold": 0, "mask_floor": 0, "undecided_entropy": 1, "restarts": 1}
 
 
 def via(separator: object) -> Runner:
-    def run(m: Mixture) -> list[torch.Tensor]:
+    def run(m: Mixture) -> tuple[list[torch.Tensor], int]:
         mixture = Audio(m.mix, m.rate)
-        stems = separator.separate(mixture, len(m.sources), RunContext(seed=0))  # type: ignore[attr-defined]
-        return [s.samples for s in stems.sources]
+        ctx = RunContext(seed=0)
+        stems = separator.separate(mixture, len(m.sources), ctx)  # type: ignore[attr-defined]
+        return [s.samples for s in stems.sources], len(ctx.warnings)
 
     return run
 
 
-def runners(only: set[str] | None, baseline: bool) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
-    """name → (runner, every variant? else stereo only); and name → reason for rows that cannot run here."""
-    from maestro.separate.dsp import NMFSeparator
+def nmf(options: dict[str, object]) -> object:
+    """The nmf separator built as a run builds it (options validated)."""
+    from maestro.plugins import get_plugins
 
+    return get_plugins().registry.get("separator", "nmf").build({k: str(v) for k, v in options.items()})
+
+
+def runners(only: set[str] | None, baseline: bool, nmf_options: dict[str, str]
+            ) -> tuple[dict[str, tuple[Runner, bool]], dict[str, str]]:
+    """name → (runner, every variant? else stereo only); and name → reason for rows that cannot run here."""
     rows: dict[str, tuple[Runner, bool]] = {
-        "mixture": (lambda m: [m.mix.clone() for _ in m.sources], True),
-        "nmf": (via(NMFSeparator()), True),
+        "mixture": (lambda m: ([m.mix.clone() for _ in m.sources], 0), True),
+        "nmf": (via(nmf(nmf_options)), True),
     }
-    if baseline:  # the NMF grouping alone: no direction clusters, no mask floor, no fallback
-        plain = NMFSeparator(spatial_threshold=0, mask_floor=0, undecided_entropy=1, restarts=1)
-        rows["nmf-plain"] = (via(plain), True)
+    if baseline:  # the NMF grouping alone: no direction clusters, no mask floor, no fallback, one start
+        rows["nmf-plain"] = (via(nmf(PLAIN)), True)
     skipped: dict[str, str] = {}
     try:
         from maestro_demucs.separator import DemucsSeparator
@@ -192,15 +203,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--only", help="comma list of rows to run (e.g. mixture,nmf)")
     parser.add_argument("--baseline", action="store_true",
-                        help="add the row nmf-plain: spatial_threshold=0 mask_floor=0 undecided_entropy=1 restarts=1")
+                        help="add the row nmf-plain: " + " ".join(f"{k}={v}" for k, v in PLAIN.items()))
+    parser.add_argument("--nmf-opt", action="append", default=[], metavar="NAME=VALUE",
+                        help="an option of the nmf row (repeatable)")
     args = parser.parse_args()
+    if any("=" not in o for o in args.nmf_opt):
+        sys.exit("--nmf-opt takes NAME=VALUE")
+    nmf_options = dict(o.split("=", 1) for o in args.nmf_opt)
     if not AUDIO.is_dir():
         sys.exit(f"no recordings at {AUDIO} (the shared folder beside the repository)")
     variants = [v for v in args.variants.split(",") if v]
     if not set(variants) <= set(VARIANTS):
         sys.exit(f"--variants takes {', '.join(VARIANTS)}")
 
-    rows, skipped = runners(set(args.only.split(",")) if args.only else None, args.baseline)
+    rows, skipped = runners(set(args.only.split(",")) if args.only else None, args.baseline, nmf_options)
     # (variant, mixture label) → row → SI-SDRi; compute seconds and audio seconds per (variant, row).
     cases = [(v, build(names, args.seconds)) for v in variants for names in pairs(args.half)]
     if "stereo" in variants:
@@ -208,6 +224,7 @@ def main() -> None:
     scores: dict[str, dict[str, dict[str, float]]] = {}
     compute: dict[tuple[str, str], float] = {}
     audio: dict[tuple[str, str], float] = {}
+    warned: dict[tuple[str, str], int] = {}
     for variant, base in cases:
         case = base.variant(variant if variant in VARIANTS else "stereo")
         for name, (run, every_variant) in rows.items():
@@ -215,12 +232,13 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             try:
-                estimates = run(case)
+                estimates, warnings = run(case)
             except MaestroError as exc:  # e.g. a 4-stem model asked for more sources than it has
                 print(f"  {name} on {case.label}: {exc}", file=sys.stderr)
                 continue
             compute[(variant, name)] = compute.get((variant, name), 0.0) + time.perf_counter() - start
             audio[(variant, name)] = audio.get((variant, name), 0.0) + case.sources[0].shape[-1] / case.rate
+            warned[(variant, name)] = warned.get((variant, name), 0) + (warnings > 0)
             scores.setdefault(variant, {}).setdefault(case.label, {})[name] = improvement(estimates, case)
         print(f"done: {variant} {case.label}", file=sys.stderr, flush=True)
 
@@ -235,7 +253,8 @@ def main() -> None:
         return title.ljust(width) + "".join(cell(values.get(n), digits).rjust(cols[n]) for n in names)
 
     print(f"SI-SDR improvement (dB), first {args.seconds:g} s, sources at equal RMS, seed 0, {args.half} half of "
-          f"the pairs, torch {torch.__version__}, {torch.get_num_threads()} threads by default")
+          f"the pairs, torch {torch.__version__}, {torch.get_num_threads()} threads by default"
+          + (f"; nmf with {' '.join(args.nmf_opt)}" if args.nmf_opt else ""))
     for variant, table in scores.items():
         print(f"\n[{variant}]" + (f" sources panned to {PAN[0]:+g} / {PAN[1]:+g}" if variant == "panned" else ""))
         print("".ljust(width) + "".join(n.rjust(cols[n]) for n in names))
@@ -246,6 +265,8 @@ def main() -> None:
         print(line("min", {n: min(v) if v else None for n, v in per_row.items()}))
         print(line("worse than mixture", {n: float(sum(x < 0 for x in v)) if v else None
                                           for n, v in per_row.items()}, 0))
+        print(line("warned", {n: float(warned[(variant, n)]) if (variant, n) in warned else None
+                                          for n in names}, 0))
         print(line("RTF", {n: compute[(variant, n)] / audio[(variant, n)] if (variant, n) in compute else None
                            for n in names}, 3))
     print()
@@ -256,6 +277,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"seconds": args.seconds, "half": args.half, "scores": scores,
                                          "rtf": {f"{v} {n}": compute[(v, n)] / audio[(v, n)] for v, n in compute},
+                                         "warned": {f"{v} {n}": count for (v, n), count in warned.items()},
+                                         "nmf_options": nmf_options,
                                          "skipped": skipped}, indent=2))
 
 
