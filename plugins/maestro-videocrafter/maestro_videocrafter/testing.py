@@ -78,50 +78,54 @@ def write_tiny_checkpoint(path: str | Path, *, token_dim: int = 768, num_queries
 
     from maestro.cim import PerceiverResampler
     from maestro_videocrafter.backbone import build_models
-    from maestro_videocrafter.checkpoint import PREFIXES
     from maestro_videocrafter.config import ModelConfig
-    from maestro_videocrafter.ddim import NoiseSchedule
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = tiny_config()
     cim_config = tiny_cim_config(token_dim, num_queries)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         nets = build_models(ModelConfig.from_dict(config), "cpu")
         cim = PerceiverResampler(**cim_config)
-    state: dict[str, torch.Tensor] = {}
-    for part, net in nets.items():
-        state.update({PREFIXES[part] + k: v.detach().clone() for k, v in net.state_dict().items()})
-    # The released checkpoint keeps its schedule beside the weights; so does this one (the loader checks them).
-    schedule = NoiseSchedule.from_config(config["diffusion"])
-    state["alphas_cumprod"] = schedule.alphas_cumprod.clone()
-    if schedule.scale_arr is not None:
-        state["scale_arr"] = schedule.scale_arr.clone()
-    torch.save({"state_dict": state}, path)
-
-    config_path = path.with_name(path.stem + ".config.json")
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    cim_path = path.with_name(path.stem + ".cim.pth")
-    torch.save(cim.state_dict(), cim_path)
-    cim_config_path = path.with_name(path.stem + ".cim.json")
-    cim_config_path.write_text(json.dumps(cim_config, indent=2), encoding="utf-8")
-    options = {
-        "weights": str(path),
-        "config": str(config_path),
-        "cim_weights": str(cim_path),
-        "cim_config": str(cim_config_path),
+    states = {part: {k: v.detach().clone() for k, v in net.state_dict().items()} for part, net in nets.items()}
+    options = write_checkpoint_files(path, config, cim_config, {**states, "cim": cim.state_dict()})
+    options.update({
         "steps": str(steps),
         "frames": str(frames),
         "height": str(height),
         "width": str(width),
         "cfg": str(cfg),
         "dtype": "fp32",
-    }
+    })
     if long is not None:
         options["long"] = long
     return options
 
+
+def write_checkpoint_files(path: str | Path, config: dict[str, Any], cim_config: dict[str, int],
+                           states: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Write `states` (`unet`, `vae`, `text` in Maestro's layout, and `cim`) as the released files are laid out:
+    `path` (a `model.ckpt` look-alike with the original prefixes and the schedule buffers), `<stem>.config.json`,
+    `<stem>.cim.pth` and `<stem>.cim.json` beside it. Returns the backbone options naming them."""
+    import torch
+
+    from maestro_videocrafter.checkpoint import PREFIXES
+    from maestro_videocrafter.ddim import NoiseSchedule
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {PREFIXES[part] + k: v for part in ("unet", "vae", "text") for k, v in states[part].items()}
+    # The released checkpoint keeps its schedule beside the weights; so does this one (the loader checks them).
+    schedule = NoiseSchedule.from_config(config["diffusion"])
+    state["alphas_cumprod"] = schedule.alphas_cumprod.clone()
+    if schedule.scale_arr is not None:
+        state["scale_arr"] = schedule.scale_arr.clone()
+    torch.save({"state_dict": state}, path)
+    files = {option: path.with_name(path.stem + suffix) for option, suffix in
+             (("config", ".config.json"), ("cim_weights", ".cim.pth"), ("cim_config", ".cim.json"))}
+    files["config"].write_text(json.dumps(config, indent=2), encoding="utf-8")
+    torch.save(states["cim"], files["cim_weights"])
+    files["cim_config"].write_text(json.dumps(cim_config, indent=2), encoding="utf-8")
+    return {"weights": str(path), **{option: str(file) for option, file in files.items()}}
 
 # The paper profile's reference model (tests/data/paper_make_reference.py): the released mosaic hard-codes heads of
 # 64 and token rows 1..10 / 11..20, so dim_head 64 at every attention level and a CIM of 10 queries; two levels at
@@ -181,30 +185,7 @@ def seeded_state_dicts(seed: int = 0) -> dict[str, dict[str, Any]]:
 def write_paper_checkpoint(path: str | Path, seed: int = 0) -> dict[str, str]:
     """The paper reference model as files (`write_tiny_checkpoint`'s layout) and the backbone options that use it:
     4 DDIM steps (the reference's), CFG 12, eta 1, fps 8, 12 frames of 80×128, profile=paper."""
-    import torch
-
-    from maestro_videocrafter.checkpoint import PREFIXES
-    from maestro_videocrafter.config import ModelConfig
-    from maestro_videocrafter.ddim import NoiseSchedule
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = paper_config()
-    states = seeded_state_dicts(seed)
-    state = {PREFIXES[part] + k: v for part in ("unet", "vae", "text") for k, v in states[part].items()}
-    schedule = NoiseSchedule.from_config(ModelConfig.from_dict(config).diffusion)
-    state["alphas_cumprod"] = schedule.alphas_cumprod.clone()
-    if schedule.scale_arr is not None:
-        state["scale_arr"] = schedule.scale_arr.clone()
-    torch.save({"state_dict": state}, path)
-    files = {"config": (path.stem + ".config.json", config), "cim_config": (path.stem + ".cim.json",
-                                                                            paper_cim_config())}
-    options = {"weights": str(path)}
-    for option, (name, data) in files.items():
-        (path.parent / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
-        options[option] = str(path.parent / name)
-    cim_path = path.with_name(path.stem + ".cim.pth")
-    torch.save(states["cim"], cim_path)
-    options.update(cim_weights=str(cim_path), steps="4", frames="12", height=str(PAPER_LATENT[1] * 8),
+    options = write_checkpoint_files(path, paper_config(), paper_cim_config(), seeded_state_dicts(seed))
+    options.update(steps="4", frames="12", height=str(PAPER_LATENT[1] * 8),
                    width=str(PAPER_LATENT[2] * 8), cfg="12", eta="1.0", fps="8", dtype="fp32", profile="paper")
     return options
