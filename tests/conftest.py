@@ -54,6 +54,11 @@ def maestro(capsys):
     return invoke
 
 
+def option_flags(flag: str, options: dict) -> list[str]:
+    """`{"steps": "2"}` → `[flag, "steps=2", ...]`: component options as `maestro run` takes them."""
+    return [arg for key, value in options.items() for arg in (flag, f"{key}={value}")]
+
+
 def write_wav(path: Path, samples, rate: int = 44100, subtype: str = "PCM_16") -> Path:
     """Write `samples` ([channels, n] or [n]) with soundfile."""
     import numpy as np

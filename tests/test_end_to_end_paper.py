@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from conftest import option_flags
+
 from maestro.write.video import probe
 
 pytest.importorskip("maestro_demucs", reason="install plugins/maestro-demucs")
@@ -26,9 +28,7 @@ def test_paper_pipeline_with_tiny_weights(maestro, example_mix, tmp_path):
             "--separator", "demucs", "--separator-opt", "name=demucs_unittest",
             "--encoder", "imagebind", "--layout", "TD", "--backbone", "videocrafter2",
             "--hook-opt", "guidance_steps=1"]
-    for flag, opts in (("--encoder-opt", encoder_opts), ("--backbone-opt", backbone_opts)):
-        for key, value in opts.items():
-            args += [flag, f"{key}={value}"]
+    args += option_flags("--encoder-opt", encoder_opts) + option_flags("--backbone-opt", backbone_opts)
     result = maestro(*args)
     assert result.code == 0, result
 
@@ -64,8 +64,7 @@ def test_videocrafter2_with_the_default_stages_and_weights_flag(maestro, example
     weights = opts.pop("weights")
     args = ["run", example_mix, "--seconds", "1", "--layout", "LR", "--backbone", "videocrafter2", "--weights",
             weights, "-o", tmp_path / "out"]
-    for key, value in opts.items():
-        args += ["--backbone-opt", f"{key}={value}"]
+    args += option_flags("--backbone-opt", opts)
     result = maestro(*args)
     assert result.code == 0, result
     info = probe(tmp_path / "out" / "video.mp4")

@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from conftest import option_flags
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("maestro_videocrafter")
 
@@ -172,8 +174,7 @@ def test_maestro_run_on_8_seconds_makes_one_64_frame_fifo_stream(maestro, exampl
     weights = opts.pop("weights")
     args = ["run", example_mix, "--layout", "LR", "--backbone", "videocrafter2", "--weights", weights,
             "-o", tmp_path / "out"]
-    for key, value in opts.items():
-        args += ["--backbone-opt", f"{key}={value}"]
+    args += option_flags("--backbone-opt", opts)
     result = maestro(*args)
     assert result.code == 0, result
     assert probe(tmp_path / "out" / "video.mp4")["video"]["frames"] == 64

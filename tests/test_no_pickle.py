@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import option_flags
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -74,8 +76,7 @@ def test_videocrafter2_weights_and_cim(maestro, example_mix, tmp_path, marker, o
     evil = plant(Path(opts[option]), marker, legacy)
     args = ["run", example_mix, "--seconds", "1", "--layout", "LR", "--backbone", "videocrafter2",
             "--weights", opts.pop("weights"), "-o", tmp_path / "out"]
-    for key, value in opts.items():
-        args += ["--backbone-opt", f"{key}={value}"]
+    args += option_flags("--backbone-opt", opts)
     _refused_clearly(maestro(*args), evil, marker)
 
 

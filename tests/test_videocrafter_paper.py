@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import option_flags
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("maestro_videocrafter")
 
@@ -190,8 +192,7 @@ def test_maestro_run_with_both_paper_profiles_records_them(maestro, example_mix,
     opts = write_tiny_checkpoint(tmp_path / "tiny.ckpt", token_dim=35, steps=2, frames=4, height=64, width=64)
     args = ["run", example_mix, "--seconds", "2", "--layout", "LR", "--backbone", "videocrafter2", "-o",
             tmp_path / "out", "--profile", "paper", "--hook-opt", "guidance_steps=1"]
-    for key, value in opts.items():
-        args += ["--backbone-opt", f"{key}={value}"]
+    args += option_flags("--backbone-opt", opts)
     result = maestro(*args)
     assert result.code == 0, result
     assert probe(tmp_path / "out" / "video.mp4")["video"]["frames"] == 4
