@@ -126,14 +126,22 @@ class GuidanceMaps:
         d = push_maps(source_windows(self.layout, height, width, frames, self.sigma, first_frame))  # [F, K, P]
         if bool((d == d[:1]).all()):
             d = d[:1]  # a still layout
-        source_of_row = torch.full((context_len,), -1, dtype=torch.long)
-        for k, g in enumerate(groups):
-            source_of_row[g] = k
+        source_of_row = row_sources(groups, context_len)
         is_source = source_of_row >= 0
         push = d.transpose(1, 2)[..., source_of_row.clamp(min=0)]  # [F, P, rows]
         push = push.masked_fill(~is_source, 0.0)
         multiplier = torch.ones_like(push).masked_fill(is_source & (push == 0), self.weaken)
         return multiplier[:, None].to(device), push[:, None].to(device)
+
+
+def row_sources(groups: Sequence[slice], context_len: int) -> "torch.Tensor":
+    """`[context_len]` long: the source whose token group holds each context row, -1 for the other rows."""
+    import torch
+
+    source_of_row = torch.full((context_len,), -1, dtype=torch.long)
+    for k, g in enumerate(groups):
+        source_of_row[g] = k
+    return source_of_row
 
 
 def paper_guidance_boxes(layout: "Layout") -> list["Box"]:
@@ -229,10 +237,7 @@ class PaperGuidanceMaps:
         check_groups(self.layout, groups, context_len)
         windows = self.windows(height, width, peak.device)  # [K, P] half
         maps = (windows[None].float() * peak.view(-1, 1, 1)).to(windows.dtype)  # M·G_k in half, as its noise_patch
-        source_of_row = torch.full((context_len,), -1, dtype=torch.long)
-        for k, g in enumerate(groups):
-            source_of_row[g] = k
-        is_source = (source_of_row >= 0).to(peak.device)
+        is_source = (row_sources(groups, context_len) >= 0).to(peak.device)
         push = torch.zeros(maps.shape[0], height * width, context_len, dtype=maps.dtype, device=peak.device)
         for k, g in enumerate(groups):
             d = maps[:, k]
