@@ -30,6 +30,7 @@ test-slow: setup
 bench: setup
 	$(PY) benchmarks/plugins_listing.py
 	$(PY) benchmarks/separation.py
+	$(PY) benchmarks/separation_fallback.py
 	$(PY) benchmarks/busy_neighbour.py
 	$(PY) benchmarks/omp_wait_policy.py
 	$(PY) benchmarks/mosaic.py

@@ -84,6 +84,15 @@ class NMFSeparator:
         """`x` [C, N] → K tensors [C, N] that add up to `x` (up to STFT round-off): left to right when the direction
         clusters decide, else low to high spectral centroid."""
         length = x.shape[-1]
+        plan = self.plan(x, sample_rate, k, ctx)
+        if plan is None:
+            return [torch.zeros_like(x) for _ in range(k)]
+        return [y.to(torch.float32).cpu().contiguous() for y in plan.stems(length)]
+
+    def plan(self, x: torch.Tensor, sample_rate: int, k: int, ctx: RunContext) -> "MaskPlan | None":
+        """The masks `separate_tensor` applies to `x` [C, N], with what chose them (None for silence): what
+        benchmarks/separation_fallback.py reads to test decisiveness rules without re-deriving the method."""
+        length = x.shape[-1]
         n_parts = 2 if self.hpss else 1
         per_part = self.atoms if self.atoms > 0 else 8 + 4 * k
         if per_part * n_parts < k:
@@ -92,7 +101,7 @@ class NMFSeparator:
                 f"raise atoms to at least {-(-k // n_parts)} or leave it at 0 (automatic)"
             )
         if length == 0 or float(x.abs().max()) == 0.0:
-            return [torch.zeros_like(x) for _ in range(k)]
+            return None
         device = torch.device(ctx.device or "cpu")
         stft = _Stft(sample_rate, self.window_ms, device)
         # Pad short clips so the STFT has some frames; the stems are cut back to `length`.
@@ -101,28 +110,30 @@ class NMFSeparator:
         v = spec.abs().mean(dim=0)
         scale = float(v.mean())
         if not scale > 1e-12:
-            return [torch.zeros_like(x) for _ in range(k)]
+            return None
         power = spec.abs().square().sum(dim=0) / scale**2  # [F, T], weights for clustering and grouping
         pan = bin_pan(spec)
 
         masks = self._spatial_masks(pan, power, k)
-        if masks is None:
-            masks, undecided = self._nmf_masks(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
-            if undecided > self.undecided_entropy:
-                # Nearly even masks everywhere: no split is decisive, and a wrong one is worse than none. Each stem
-                # gets the mixture scaled by its group's share: exactly as good as the mixture, never worse.
-                ctx.warn(f"nmf found no decisive split into {k} sources (mask entropy {undecided:.2f} > "
-                         f"{self.undecided_entropy:g}): every stem is the mixture scaled by its share")
-                shares = (masks * power).sum(dim=(1, 2)) / power.sum()
-                masks = shares[:, None, None].expand_as(masks)
-            # A floor on every mask: on the tune half of the benchmark pairs, a quarter of the mixture in every stem
-            # raised the mean and lifted the worst pairs (benchmarks/separation.py --half tune).
-            masks = (1 - self.mask_floor) * masks + self.mask_floor / k
-        out = []
-        for mask in masks:
-            y = stft.inverse(spec * mask, padded)
-            out.append(y[:, :length].to(torch.float32).cpu().contiguous())
-        return out
+        if masks is not None:
+            return MaskPlan(masks, "direction", [], power, spec, stft, padded)
+        runs = self._nmf_runs(v / scale, spec, scale, stft, pan, power, k, per_part, ctx)
+        masks = torch.stack([matched_masks(runs[0], run, power) for run in runs]).mean(dim=0)
+        # How decided the groupings were is measured on each run's own masks: averaging softens them.
+        undecided = sum(mask_entropy(run, power) for run in runs) / len(runs)
+        method = "nmf"
+        if undecided > self.undecided_entropy:
+            # Nearly even masks everywhere: no split is decisive, and a wrong one is worse than none. Each stem
+            # gets the mixture scaled by its share: exactly as good as the mixture, never worse.
+            ctx.warn(f"nmf found no decisive split into {k} sources (mask entropy {undecided:.2f} > "
+                     f"{self.undecided_entropy:g}): every stem is the mixture scaled by its share")
+            shares = (masks * power).sum(dim=(1, 2)) / power.sum()
+            masks = shares[:, None, None].expand_as(masks)
+            method = "undecided"
+        # A floor on every mask: on the tune half of the benchmark pairs, a quarter of the mixture in every stem
+        # raised the mean and lifted the worst pairs (benchmarks/separation.py --half tune).
+        masks = (1 - self.mask_floor) * masks + self.mask_floor / k
+        return MaskPlan(masks, method, runs, power, spec, stft, padded)
 
     def _spatial_masks(self, pan: torch.Tensor | None, power: torch.Tensor, k: int) -> torch.Tensor | None:
         """Soft masks [K, F, T] from K direction clusters, left to right, if the stereo image is informative."""
@@ -133,7 +144,7 @@ class NMFSeparator:
             return None
         return clusters.posterior
 
-    def _nmf_masks(
+    def _nmf_runs(
         self,
         v: torch.Tensor,
         spec: torch.Tensor,
@@ -144,13 +155,11 @@ class NMFSeparator:
         k: int,
         per_part: int,
         ctx: RunContext,
-    ) -> tuple[torch.Tensor, float]:
-        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid, and how undecided the
-        groupings were (their mean `mask_entropy`).
+    ) -> list[torch.Tensor]:
+        """Wiener masks [K, F, T] of NMF atoms grouped by cues, low to high spectral centroid, one per restart.
 
-        With `restarts` > 1, NMF and grouping run again from other random starts and the masks are averaged (each
-        restart's groups matched to the first's by their overlap): one start's luck weighs less. Averaging softens
-        the masks, so how decided a grouping is, is measured on each run's own masks.
+        With `restarts` > 1, NMF and grouping run again from other random starts; `plan` averages their masks (each
+        restart's groups matched to the first's by their overlap), so that one start's luck weighs less.
         """
         if self.hpss:
             harm, perc = _hpss(v, stft.frames_for(0.2), stft.bins_for(370.0))
@@ -174,11 +183,27 @@ class NMFSeparator:
                 groups = group_atoms(w, h, cues, energy, power, k, self.decisiveness_weight)
                 groups = _order_by_centroid(groups, w, energy)
                 runs.append(_wiener(torch.stack([w[:, g] @ h[g] for g in groups])))  # [K, F, T]
-        undecided = sum(mask_entropy(masks, power) for masks in runs) / len(runs)
-        return torch.stack([_matched(runs[0], masks, power) for masks in runs]).mean(dim=0), undecided
+        return runs
 
 
-def _matched(reference: torch.Tensor, masks: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+@dataclass
+class MaskPlan:
+    """The masks the nmf separator applies to one input, and what chose them."""
+
+    masks: torch.Tensor  # [K, F, T] applied to every channel's STFT (floor included)
+    method: str  # "direction" (the stereo clusters decided), "nmf", or "undecided" (the mixture-share fallback)
+    runs: list[torch.Tensor]  # each restart's own NMF masks [K, F, T] (empty for "direction")
+    power: torch.Tensor  # [F, T] the bins' power summed over channels (relative), the weights of every decision
+    spec: torch.Tensor  # [C, F, T] the complex STFT the masks apply to
+    stft: "_Stft"
+    spec_length: int  # samples the STFT covers (the input padded to at least two windows)
+
+    def stems(self, length: int) -> list[torch.Tensor]:
+        """The masks applied: K tensors [C, length] that add up to the input."""
+        return [self.stft.inverse(self.spec * mask, self.spec_length)[:, :length] for mask in self.masks]
+
+
+def matched_masks(reference: torch.Tensor, masks: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
     """`masks` [K, F, T] reordered so that each lines up with the `reference` mask it overlaps most (by power)."""
     from scipy.optimize import linear_sum_assignment
 
