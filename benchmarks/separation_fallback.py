@@ -14,8 +14,9 @@ without the sources, from `NMFSeparator.plan` (the masks the default run applies
   share         the quietest stem's share of the power
 
 For each quantity, the rule "fall back when it is past t" takes the loosest t that sends every losing tune-half
-mixture to the fallback, in the direction (above or below) that keeps more of the tune-half mean; the best pair is the two such rules together that keeps the most tune-half
-mean. Each rule is then applied, unchanged, to the report half. The `oracle` row falls back on exactly the losing
+mixture to the fallback, in the direction (above or below) that keeps more of the tune-half mean; the best pair is
+the two such rules together that keep the most tune-half mean. Each rule is then applied, unchanged, to the report
+half. The `oracle` row falls back on exactly the losing
 mixtures (it reads the sources): what a perfect test would give.
 
     python benchmarks/separation_fallback.py [--seconds 8]
@@ -30,6 +31,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -116,7 +118,10 @@ def loosest(quantity: str, high: bool, losers: list[Case]) -> Rule:
     return Rule(quantity, high, min(values) if high else max(values))
 
 
-def after(cases: list[Case], fires) -> list[float]:
+Test = Callable[[Case], bool]
+
+
+def after(cases: list[Case], fires: Test) -> list[float]:
     return [0.0 if fires(c) else c.score for c in cases]
 
 
@@ -135,10 +140,10 @@ def main() -> None:
             rules = [loosest(q, high, losers) for high in (True, False)]
             singles.append(max(rules, key=lambda r: statistics.mean(after(tune, r.fires))))
 
-    def rule_of(rules):
+    def rule_of(rules: list[Rule] | tuple[Rule, ...]) -> Test:
         return lambda c: all(r.fires(c) for r in rules)
 
-    candidates: list[tuple[str, object]] = [("today (no extra test)", lambda c: False)]
+    candidates: list[tuple[str, Test]] = [("the default (no extra test)", lambda c: False)]
     candidates += [(str(r), rule_of([r])) for r in singles]
     if len(singles) > 1:
         pairs = [(a, b) for a, b in itertools.combinations(singles, 2) if a.quantity != b.quantity]
@@ -146,10 +151,10 @@ def main() -> None:
         candidates.append((f"best pair: {best[0]} and {best[1]}", rule_of(best)))
     candidates.append(("oracle (falls back on exactly the losers)", lambda c: c.score < 0))
 
-    def cell(cases: list[Case], fires) -> str:
+    def cell(cases: list[Case], fires: Test) -> str:
         scores = after(cases, fires)
         sent = sum(1 for c in cases if fires(c))
-        return (f"{statistics.mean(scores):5.2f} {min(scores):6.2f} {sum(s < 0 for s in scores):3d} {sent:3d}")
+        return f"{statistics.mean(scores):5.2f} {min(scores):6.2f} {sum(s < 0 for s in scores):3d} {sent:3d}"
 
     print(f"nmf default, 2-source pairs at 0 dB, first {args.seconds:g} s, seed 0; SI-SDR improvement in dB. "
           f"Thresholds chosen on the tune half ({len(losers)} losing mixtures there), applied unchanged to the "
@@ -167,13 +172,12 @@ def main() -> None:
     print()
     entropy = next((r for r in singles if r.quantity == "entropy"), None)
     if entropy is not None and entropy.high:
-        print(f"The entropy rule is the separator's own undecided test with a lower threshold: run it with "
-              f"--separator-opt undecided_entropy={math.floor(entropy.threshold * 100) / 100:g} (the test is 'above').")
+        setting = math.floor(entropy.threshold * 100) / 100  # the separator's test is "above", so just under
+        print(f"The entropy rule is the separator's own undecided test with a lower threshold: "
+              f"--separator-opt undecided_entropy={setting:g}")
     print("losing tune-half mixtures:", ", ".join(f"{c.variant} {c.label} ({c.score:.2f})" for c in losers))
     held = [c for c in report if c.score < 0]
     print("losing report-half mixtures:", ", ".join(f"{c.variant} {c.label} ({c.score:.2f})" for c in held))
-    if any(math.isnan(c.score) for c in tune + report):
-        print("warning: some scores are NaN")
 
 
 if __name__ == "__main__":
