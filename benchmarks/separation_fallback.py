@@ -175,6 +175,11 @@ def main() -> None:
         setting = math.floor(entropy.threshold * 100) / 100  # the separator's test is "above", so just under
         print(f"The entropy rule is the separator's own undecided test with a lower threshold: "
               f"--separator-opt undecided_entropy={setting:g}")
+        for variant in VARIANTS:
+            sent = [c.score for c in report if c.variant == variant and entropy.fires(c)]
+            if sent:
+                print(f"  on the report half it sends {len(sent)} {variant} mixtures, which scored "
+                      f"{statistics.mean(sent):.2f} dB on average with the default")
     print("losing tune-half mixtures:", ", ".join(f"{c.variant} {c.label} ({c.score:.2f})" for c in losers))
     held = [c for c in report if c.score < 0]
     print("losing report-half mixtures:", ", ".join(f"{c.variant} {c.label} ({c.score:.2f})" for c in held))
