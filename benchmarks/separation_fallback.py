@@ -63,11 +63,9 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def quantities(plan: MaskPlan) -> dict[str, float]:
     power, runs = plan.power, plan.runs
-    average = torch.stack([matched_masks(runs[0], run, power) for run in runs]).mean(dim=0)
-    agreements = [
-        float(1 - ((runs[0] - matched_masks(runs[0], run, power)).abs().sum(dim=0) / 2 * power).sum() / power.sum())
-        for run in runs[1:]
-    ]
+    matched = [matched_masks(runs[0], run, power) for run in runs]  # as `plan` lines them up before averaging
+    average = torch.stack(matched).mean(dim=0)
+    agreements = [float(1 - ((runs[0] - run).abs().sum(dim=0) / 2 * power).sum() / power.sum()) for run in matched[1:]]
     stems = average * power  # [2, F, T] each stem's power under the averaged masks
     frames = torch.log(stems.sum(dim=1) + 1e-6 * float(power.sum(dim=0).mean()))
     spectra = stems.sum(dim=2)
